@@ -1,0 +1,86 @@
+# epgate build. Out-of-tree: everything goes under $(BUILD). V=1 shows commands.
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+
+CC       ?= cc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Iuser/lib -I$(BUILD) \
+	    -DEPG_VERSION='"$(VERSION)"'
+LDLIBS   := $(shell pkg-config --libs libxdp libbpf jansson 2>/dev/null || echo -lxdp -lbpf -ljansson) -lelf -lz
+BPF_CFLAGS := -target bpf -O2 -g $(WARN) -D__TARGET_ARCH_$(ARCH) -Iinclude \
+	    -I/usr/include/$(MULTIARCH)
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all clean install test test-unit test-integ demo deps bench
+
+BPF_SRC  := bpf/epgate.bpf.c
+BPF_HDR  := $(wildcard bpf/*.h) $(wildcard include/epgate/*.h include/epgate/*.def)
+LIB_SRC  := $(wildcard user/lib/*.c)
+LIB_OBJ  := $(patsubst user/lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRC))
+LIB_HDR  := $(wildcard user/lib/*.h) $(wildcard include/epgate/*.h include/epgate/*.def)
+SKEL     := $(BUILD)/epgate.skel.h
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+all: $(BUILD)/epgate $(UNIT_BIN)
+
+$(BUILD)/bpf/epgate.bpf.o: $(BPF_SRC) $(BPF_HDR)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(SKEL): $(BUILD)/bpf/epgate.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name epgate_bpf > $@ 2> $@.log || { cat $@.log; exit 1; }
+
+$(BUILD)/lib/%.o: user/lib/%.c $(LIB_HDR) $(SKEL)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libepgate.a: $(LIB_OBJ)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/epgate: user/epgate.c $(BUILD)/libepgate.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/libepgate.a $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libepgate.a
+	$(call msg,TEST,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libepgate.a $(LDLIBS) -o $@
+
+# The README's test command: installs what is missing, builds, runs every test.
+test:
+	$(Q)./scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) ./tests/run.sh
+
+# The README's demo command.
+demo:
+	$(Q)./scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) ./scripts/demo.sh
+
+install: $(BUILD)/epgate
+	install -D -m 0755 $(BUILD)/epgate $(DESTDIR)$(PREFIX)/sbin/epgate
+
+clean:
+	rm -rf $(BUILD)

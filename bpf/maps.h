@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* Every map of the datapath, BTF-defined, pinned by name under the pin
+ * directory. Policy maps carry the generation in their keys (see abi.h);
+ * counters and names do not. */
+#ifndef EPGATE_BPF_MAPS_H
+#define EPGATE_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "epgate/abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct epg_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_MAX_ADDRS);
+	__type(key, struct epg_addr_key);
+	__type(value, struct epg_addr_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_addr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EPG_MAX_PEER_PFX);
+	__type(key, struct epg_peer4_key);
+	__type(value, struct epg_bitmap);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_peer4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EPG_MAX_PEER_PFX);
+	__type(key, struct epg_peer6_key);
+	__type(value, struct epg_bitmap);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_peer6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EPG_MAX_SVC_PFX);
+	__type(key, struct epg_svc_key);
+	__type(value, struct epg_bitmap);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_MAX_RULE_BITS);
+	__type(key, struct epg_rule_bit_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_rule_bits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EPG_MAX_ENDPOINTS);
+	__type(key, __u32);
+	__type(value, struct epg_ep_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_ep_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EPG_MAX_RULE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct epg_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EPG_G_MAX);
+	__type(key, __u32);
+	__type(value, struct epg_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_global SEC(".maps");
+
+/* Names for the counters: written by userspace, never read per packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EPG_MAX_ENDPOINTS);
+	__type(key, __u32);
+	__type(value, struct epg_ep_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_ep_info SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_MAX_RULE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct epg_rule_info);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_rule_info SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_MAX_IFACES);
+	__type(key, __u32);
+	__type(value, struct epg_iface_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_ifaces SEC(".maps");
+
+#endif

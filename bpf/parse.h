@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Packet parser. Contract:
+ *  - epg_parse() fills struct epg_pkt and returns EPG_PARSE_OK, or
+ *    EPG_PARSE_NOT_IP when the frame cannot be classified (not IPv4/IPv6, VLAN
+ *    stack deeper than EPG_VLAN_MAX, too short to hold both addresses): such
+ *    frames are never endpoint traffic and pass untouched;
+ *  - or a reason (enum epg_reason) when both addresses were read but the rest
+ *    is malformed: the caller drops it if it is endpoint traffic.
+ *  - Addresses and port bytes are in network byte order, as in the packet.
+ *  - Every read is preceded by a bounds check against data_end.
+ */
+#ifndef EPGATE_BPF_PARSE_H
+#define EPGATE_BPF_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include "epgate/abi.h"
+
+#define EPG_PARSE_OK     (-1)
+#define EPG_PARSE_NOT_IP (-2)
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+enum epg_frag {
+	EPG_FRAG_NONE  = 0,
+	EPG_FRAG_FIRST = 1, /* offset 0, more fragments follow: has L4 header */
+	EPG_FRAG_LATER = 2, /* offset > 0: no L4 header */
+};
+
+struct epg_pkt {
+	__u32 family;
+	__u8  proto;
+	__u8  has_ports; /* port[] holds a TCP/UDP port or ICMP type, code */
+	__u8  frag;      /* enum epg_frag */
+	__u8  pad;
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__u8  port[2];   /* destination port, or ICMP type, code */
+	__u8  sport[2];  /* source port, or ICMP echo id (for tracking) */
+};
+
+struct epg_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct epg_ip6_ext {
+	__u8 nexthdr;
+	__u8 hdrlen;
+	__be16 frag_off; /* fragment header only */
+	__be32 ident;
+};
+
+static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_end,
+					void *data_end)
+{
+	if (p->frag == EPG_FRAG_LATER)
+		return EPG_PARSE_OK;
+
+	switch (p->proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end || (void *)(th + 1) > l4_end)
+			return EPG_R_TRUNCATED_L4;
+		if (th->doff < 5 || l4 + th->doff * 4 > l4_end)
+			return EPG_R_TRUNCATED_L4;
+		__builtin_memcpy(p->port, &th->dest, 2);
+		__builtin_memcpy(p->sport, &th->source, 2);
+		p->has_ports = 1;
+		break;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end || (void *)(uh + 1) > l4_end)
+			return EPG_R_TRUNCATED_L4;
+		__builtin_memcpy(p->port, &uh->dest, 2);
+		__builtin_memcpy(p->sport, &uh->source, 2);
+		p->has_ports = 1;
+		break;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6: {
+		/* type, code, checksum, then the echo identifier */
+		__u8 *ic = l4;
+
+		if ((void *)(ic + 4) > data_end || (void *)(ic + 4) > l4_end)
+			return EPG_R_TRUNCATED_L4;
+		p->port[0] = ic[0];
+		p->port[1] = ic[1];
+		if ((void *)(ic + 6) <= data_end && (void *)(ic + 6) <= l4_end) {
+			p->sport[0] = ic[4];
+			p->sport[1] = ic[5];
+		}
+		p->has_ports = 1;
+		break;
+	}
+	default:
+		break;
+	}
+	return EPG_PARSE_OK;
+}
+
+static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *data_end)
+{
+	struct iphdr *ip = nh;
+	__u32 hlen, tot;
+
+	if ((void *)(ip + 1) > data_end)
+		return EPG_PARSE_NOT_IP;
+	p->family = AF_INET;
+	__builtin_memcpy(p->saddr, &ip->saddr, 4);
+	__builtin_memcpy(p->daddr, &ip->daddr, 4);
+	p->proto = ip->protocol;
+
+	hlen = ip->ihl * 4;
+	tot = bpf_ntohs(ip->tot_len);
+	if (ip->version != 4 || hlen < sizeof(*ip) || tot < hlen)
+		return EPG_R_MALFORMED_IP;
+	if (nh + tot > data_end)
+		return EPG_R_MALFORMED_IP;
+
+	if (ip->frag_off & bpf_htons(0x1fff))
+		p->frag = EPG_FRAG_LATER;
+	else if (ip->frag_off & bpf_htons(0x2000))
+		p->frag = EPG_FRAG_FIRST;
+
+	return epg_parse_l4(p, nh + hlen, nh + tot, data_end);
+}
+
+/* Offsets into a frame are below 64 KiB; masking keeps the verifier's view
+ * of an offset to one range. */
+#define EPG_OFF_MASK 0xffff
+
+static __always_inline int epg_ip6_is_ext(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
+	       next == IPPROTO_DSTOPTS || next == IPPROTO_FRAGMENT || next == IPPROTO_AH;
+}
+
+static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *data_end)
+{
+	struct ipv6hdr *ip6 = nh;
+	__u32 off, plen;
+	__be16 frag_off = 0;
+	void *cur, *end;
+	__u8 next;
+	int i;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return EPG_PARSE_NOT_IP;
+	p->family = AF_INET6;
+	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+
+	plen = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	end = nh + plen;
+	if (ip6->version != 6 || ip6->payload_len == 0 || end > data_end)
+		return EPG_R_MALFORMED_IP;
+
+	/*
+	 * Walk the extension headers by a scalar offset clamped to the packet
+	 * size limit, so the verifier sees one shape of state per iteration
+	 * instead of one per path ("BPF program is too large. Processed 1000001
+	 * insn" with a pointer walk at EPG_IP6_EXT_MAX 8).
+	 */
+	off = sizeof(*ip6);
+	next = ip6->nexthdr;
+	for (i = 0; i < EPG_IP6_EXT_MAX; i++) {
+		struct epg_ip6_ext *ext;
+		__u32 len;
+
+		if (!epg_ip6_is_ext(next))
+			break;
+		off &= EPG_OFF_MASK;
+		ext = nh + off;
+		if ((void *)(ext + 1) > data_end || off + sizeof(*ext) > plen)
+			return EPG_R_IPV6_EXT;
+		len = (ext->hdrlen + 1) * 8;
+		if (next == IPPROTO_AH)
+			len = (ext->hdrlen + 2) * 4;
+		if (next == IPPROTO_FRAGMENT) {
+			len = 8;
+			frag_off |= ext->frag_off;
+		}
+		next = ext->nexthdr;
+		off += len;
+		if (off > plen)
+			return EPG_R_IPV6_EXT;
+	}
+	if (epg_ip6_is_ext(next))
+		return EPG_R_IPV6_EXT;
+	if (frag_off & bpf_htons(0xfff8))
+		p->frag = EPG_FRAG_LATER;
+	else if (frag_off & bpf_htons(1))
+		p->frag = EPG_FRAG_FIRST;
+	off &= EPG_OFF_MASK;
+	cur = nh + off;
+	p->proto = next;
+	return epg_parse_l4(p, cur, end, data_end);
+}
+
+static __always_inline int epg_parse(struct epg_pkt *p, void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	void *nh = eth + 1;
+	__be16 proto;
+	int i;
+
+	if (nh > data_end)
+		return EPG_PARSE_NOT_IP;
+	proto = eth->h_proto;
+
+	for (i = 0; i < EPG_VLAN_MAX; i++) {
+		struct epg_vlan_hdr *vh = nh;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(vh + 1) > data_end)
+			return EPG_PARSE_NOT_IP;
+		proto = vh->proto;
+		nh = vh + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP))
+		return epg_parse_ipv4(p, nh, data_end);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return epg_parse_ipv6(p, nh, data_end);
+	return EPG_PARSE_NOT_IP;
+}
+
+#endif

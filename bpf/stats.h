@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* Counting. Every verdict on endpoint traffic leaves through epg_finish(),
+ * the one place that counts it per endpoint, direction and reason (and per
+ * rule) and turns the reason into accept or drop. */
+#ifndef EPGATE_BPF_STATS_H
+#define EPGATE_BPF_STATS_H
+
+#include "maps.h"
+
+#define EPG_NO_RULE_SLOT 0xffffffffu
+
+static __always_inline int epg_reason_verdict(__u32 reason)
+{
+	switch (reason) {
+#define EPG_REASON(name, label, verdict) case EPG_R_##name: return EPG_##verdict;
+#include "epgate/reasons.def"
+#undef EPG_REASON
+	}
+	return EPG_DROP;
+}
+
+static __always_inline void epg_count_global(__u32 idx, __u64 bytes)
+{
+	struct epg_counter *c = bpf_map_lookup_elem(&epg_global, &idx);
+
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline int epg_finish(__u32 ep_slot, __u32 dir, __u32 reason,
+				      __u32 rule_slot, __u64 bytes)
+{
+	struct epg_ep_counters *ec = bpf_map_lookup_elem(&epg_ep_stats, &ep_slot);
+
+	if (ec && dir < EPG_DIR_MAX && reason < EPG_REASON_SLOTS) {
+		ec->c[dir][reason].packets++;
+		ec->c[dir][reason].bytes += bytes;
+	}
+	if (rule_slot != EPG_NO_RULE_SLOT) {
+		struct epg_counter *rc = bpf_map_lookup_elem(&epg_rule_stats, &rule_slot);
+
+		if (rc) {
+			rc->packets++;
+			rc->bytes += bytes;
+		}
+	}
+	return epg_reason_verdict(reason);
+}
+
+#endif

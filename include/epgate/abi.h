@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every definition shared by the BPF datapath and userspace: map keys and
+ * values, verdict reasons, counter layout, limits. Map keys carry explicit
+ * padding; sizes are checked at compile time on both sides. The ABI version
+ * is stored in the pinned epg_meta map so a loader never misreads old pins.
+ *
+ * Byte order: addresses and ports in keys are in network byte order, as they
+ * appear in the packet; everything else is host order.
+ */
+#ifndef EPGATE_ABI_H
+#define EPGATE_ABI_H
+
+#ifdef __bpf__
+#include <linux/types.h>
+#else
+#include <linux/types.h>
+#include <assert.h>
+#define EPG_STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
+#ifndef EPG_STATIC_ASSERT
+#define EPG_STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
+
+#define EPG_ABI_VERSION 1
+
+/* Limits. Map sizes follow from these; raising one is an ABI change. */
+#define EPG_RULE_WORDS      16                     /* rule bitmap: 16 x 64 bits */
+#define EPG_RULE_BITS       (EPG_RULE_WORDS * 64)  /* entries per ruleset and direction */
+#define EPG_MAX_ENDPOINTS   16384                  /* endpoint counter slots */
+#define EPG_MAX_ADDRS       65536                  /* endpoint addresses, both generations */
+#define EPG_MAX_RULE_SLOTS  131072                 /* per-rule counter slots */
+#define EPG_MAX_PEER_PFX    262144                 /* peer prefixes per family, both generations */
+#define EPG_MAX_SVC_PFX     262144                 /* service prefixes, both generations */
+#define EPG_MAX_RULE_BITS   524288                 /* (ruleset, bit) -> rule slot, both generations */
+#define EPG_VLAN_MAX        2                      /* 802.1Q / 802.1ad tags parsed */
+#define EPG_IP6_EXT_MAX     8
+#define EPG_ID_LEN          32                     /* "vpce-0123456789abcdef0" and alike, NUL included */
+#define EPG_SERVICE_LEN     128
+#define EPG_RULE_DESC_LEN   96
+#define EPG_GENERATIONS     2
+
+enum epg_dir {
+	EPG_DIR_INGRESS = 0, /* toward an endpoint address */
+	EPG_DIR_EGRESS  = 1, /* from an endpoint address */
+	EPG_DIR_MAX
+};
+
+enum epg_verdict_kind {
+	EPG_ACCEPT = 0,
+	EPG_DROP   = 1,
+};
+
+enum epg_reason {
+#define EPG_REASON(name, label, verdict) EPG_R_##name,
+#include "reasons.def"
+#undef EPG_REASON
+	EPG_R_COUNT
+};
+#define EPG_REASON_SLOTS 16 /* counter slots reserved per direction */
+EPG_STATIC_ASSERT(EPG_R_COUNT <= EPG_REASON_SLOTS, "reasons outgrow their counter slots");
+
+/* Global counters, indexed by this enum (append only). */
+enum epg_global {
+	EPG_G_PASSTHROUGH = 0, /* not to or from an endpoint address: untouched */
+	EPG_G_NOT_IP      = 1, /* subset of passthrough: not IPv4/IPv6 (ARP, ...) */
+	EPG_G_MAX         = 8
+};
+
+/* epg_meta[0]. active_gen selects the generation of every policy map. */
+struct epg_meta {
+	__u32 abi_version;
+	__u32 active_gen;     /* 0 or 1 */
+	__u64 generation;     /* applies so far, monotonic */
+	__u64 apply_time_ns;  /* CLOCK_REALTIME of the last apply */
+};
+
+/* Selector of a ruleset in one generation and direction: the fixed first 32
+ * bits of every rule-lookup key. */
+static inline __u32 epg_sel(__u32 ruleset, __u32 gen, __u32 dir)
+{
+	return (ruleset << 2) | ((gen & 1) << 1) | (dir & 1);
+}
+
+/* epg_addr: endpoint address -> endpoint. Hash. */
+struct epg_addr_key {
+	__u32 gen;
+	__u32 family;  /* AF_INET (2) or AF_INET6 (10) */
+	__u8  addr[16]; /* IPv4 in addr[0..3], rest zero */
+};
+
+struct epg_addr_val {
+	__u32 ep_slot; /* index of epg_ep_stats / epg_ep_info */
+	__u32 ruleset; /* selector base: epg_sel(ruleset, gen, dir) */
+	__u32 flags;   /* reserved */
+	__u32 pad;
+};
+
+/* The rule bitmap: bit i = entry i of a ruleset's direction. */
+struct epg_bitmap {
+	__u64 w[EPG_RULE_WORDS];
+};
+
+/* Peer dimension, LPM tries. prefixlen = 32 (selector) + address prefix. */
+struct epg_peer4_key {
+	__u32 prefixlen;
+	__u32 sel;
+	__u8  addr[4];
+};
+
+struct epg_peer6_key {
+	__u32 prefixlen;
+	__u32 sel;
+	__u8  addr[16];
+};
+
+/* Service dimension, LPM trie. prefixlen = 32 (selector) + 8 (protocol) +
+ * port prefix. port is the TCP/UDP destination port, or ICMP type, code. */
+struct epg_svc_key {
+	__u32 prefixlen;
+	__u32 sel;
+	__u8  proto;
+	__u8  port[2];
+	__u8  pad;
+};
+#define EPG_SVC_PLEN_PROTO 40 /* selector + protocol: every port of it */
+#define EPG_SVC_PLEN_FULL  56
+
+/* (selector, bit) -> rule slot, for per-rule counters. Hash. */
+struct epg_rule_bit_key {
+	__u32 sel;
+	__u32 bit;
+};
+
+struct epg_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* epg_ep_stats[ep_slot], per CPU. */
+struct epg_ep_counters {
+	struct epg_counter c[EPG_DIR_MAX][EPG_REASON_SLOTS];
+};
+
+/* epg_ep_info[ep_slot]: names for counters, written by userspace only. */
+struct epg_ep_info {
+	char  endpoint_id[EPG_ID_LEN];
+	char  service_name[EPG_SERVICE_LEN];
+	__u32 in_use;
+	__u32 n_addrs;
+	__u32 n_rules[EPG_DIR_MAX];
+};
+
+/* epg_rule_info[rule_slot]: what a rule counter counts. Hash, userspace only. */
+struct epg_rule_info {
+	char  group_id[EPG_ID_LEN];
+	char  rule_id[16];             /* stable: content hash, "r-0123abcd" */
+	char  desc[EPG_RULE_DESC_LEN]; /* "tcp 443 from 10.0.0.0/8" */
+	__u32 dir;
+	__u32 pad;
+};
+
+/* epg_ifaces[ifindex]: where the datapath is attached. Userspace only. */
+enum epg_attach_mode {
+	EPG_MODE_NATIVE = 1, /* XDP in the driver */
+	EPG_MODE_SKB    = 2, /* generic XDP */
+};
+
+struct epg_iface_info {
+	char  name[16];
+	__u32 mode;      /* enum epg_attach_mode */
+	__u32 multiprog; /* 1: through libxdp's dispatcher; 0: as the only program */
+	__u32 prog_id;   /* the program judging packets (ours, or the dispatcher) */
+	__u32 pad;
+	__u64 attach_time_ns;
+};
+#define EPG_MAX_IFACES 256
+
+EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 40, "epg_iface_info layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 24, "epg_meta layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_addr_key) == 24, "epg_addr_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_addr_val) == 16, "epg_addr_val layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_peer4_key) == 12, "epg_peer4_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_peer6_key) == 24, "epg_peer6_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_svc_key) == 12, "epg_svc_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_rule_bit_key) == 8, "epg_rule_bit_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_ep_info) == 176, "epg_ep_info layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_rule_info) == 152, "epg_rule_info layout");
+
+#endif

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install every build, test and demo dependency of epgate from Debian 12
+# packages. Idempotent: packages already present are not reinstalled, and
+# bpffs is mounted on /sys/fs/bpf only if nothing is mounted there.
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config clang llvm
+	libbpf-dev libxdp-dev libelf-dev zlib1g-dev libjansson-dev
+	bpftool xdp-tools linux-libc-dev
+	iproute2 iputils-ping socat procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps.sh: run as root (it installs Debian packages and mounts bpffs)" >&2
+	exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+	mount -t bpf bpf /sys/fs/bpf
+fi

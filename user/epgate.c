@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: MIT
+/* epgate: the command line. argv -> library call -> print -> exit code.
+ * Exit codes: 0 success, 1 failure, 2 usage or invalid input. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+#include "epgate.h"
+
+#define EXIT_USAGE 2
+
+static bool verbose;
+static const char *pin_arg;
+
+static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (!verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int print_libxdp(enum libxdp_print_level level, const char *fmt, va_list ap)
+{
+	if (!verbose)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* Errors that are the input's fault exit 2; the rest 1. */
+static int fail(int rc, const struct epg_error *err)
+{
+	fprintf(stderr, "epgate: %s\n", err->msg);
+	switch (rc) {
+	case -EINVAL:
+	case -ENODEV:
+	case -EEXIST:
+	case -E2BIG:
+	case -EPROTO:
+		return EXIT_USAGE;
+	case -ENOENT:
+		return EXIT_USAGE;
+	default:
+		return EXIT_FAILURE;
+	}
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "epgate%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'epgate %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+/* Common option parsing for subcommands: --pin-dir, -v, --help, plus the
+ * command's own. Returns -1 to go on, or an exit code. */
+struct cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *synopsis;
+	const char *help;
+};
+
+static const struct cmd *find_cmd(const char *name);
+
+static int parse_opts(const struct cmd *c, int argc, char **argv, const char *shortopts,
+		      const struct option *extra, size_t n_extra,
+		      int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx)
+{
+	struct option opts[16] = {
+		{ "pin-dir", required_argument, NULL, 'P' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+	};
+	char so[32];
+	int opt;
+
+	memcpy(opts + 3, extra, n_extra * sizeof(*extra));
+	snprintf(so, sizeof(so), "vh%s", shortopts);
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
+		switch (opt) {
+		case 'P':
+			pin_arg = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			printf("Usage: epgate %s %s\n\n%s", c->name, c->synopsis, c->help);
+			return EXIT_SUCCESS;
+		case '?':
+			return usage_error(c->name, "unknown option or missing argument: %s",
+					   argv[optind - 1]);
+		default:
+			if (on_opt(opt, optarg, ctx))
+				return EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+/* ---- attach / detach ----------------------------------------------------- */
+
+static int attach_opt(int opt, const char *arg, void *ctx)
+{
+	enum epg_attach_mode *mode = ctx;
+
+	if (!strcmp(arg, "native"))
+		*mode = EPG_MODE_NATIVE;
+	else if (!strcmp(arg, "skb"))
+		*mode = EPG_MODE_SKB;
+	else
+		return usage_error("attach", "--mode takes native or skb, not '%s'", arg), 1;
+	return 0;
+}
+
+static int cmd_attach(int argc, char **argv)
+{
+	static const struct option extra[] = { { "mode", required_argument, NULL, 'm' }, { 0 } };
+	enum epg_attach_mode mode = EPG_MODE_NATIVE;
+	struct epg_error err = { "" };
+	struct epg_maps m;
+	int rc;
+
+	rc = parse_opts(find_cmd("attach"), argc, argv, "m:", extra, 2, attach_opt, &mode);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return usage_error("attach", "expected one interface name");
+	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_CREATE | EPG_OPEN_LOCK, &err);
+	if (rc)
+		return fail(rc, &err);
+	rc = epg_attach(&m, argv[optind], mode, &err);
+	if (rc) {
+		epg_maps_close(&m);
+		return fail(rc, &err);
+	}
+	printf("attached to %s (%s mode), maps pinned under %s\n", argv[optind],
+	       mode == EPG_MODE_SKB ? "skb" : "native", m.pin_dir);
+	epg_maps_close(&m);
+	return EXIT_SUCCESS;
+}
+
+static int detach_opt(int opt, const char *arg, void *ctx)
+{
+	*(bool *)ctx = true;
+	return 0;
+}
+
+static int cmd_detach(int argc, char **argv)
+{
+	static const struct option extra[] = { { "all", no_argument, NULL, 'a' }, { 0 } };
+	struct epg_error err = { "" };
+	struct epg_snapshot s;
+	struct epg_maps m;
+	bool all = false;
+	int rc, ret = EXIT_SUCCESS;
+
+	rc = parse_opts(find_cmd("detach"), argc, argv, "a", extra, 2, detach_opt, &all);
+	if (rc >= 0)
+		return rc;
+	if (all ? argc != optind : argc - optind != 1)
+		return usage_error("detach", all ? "--all takes no interface" :
+				   "expected one interface name, or --all");
+	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_LOCK, &err);
+	if (rc)
+		return fail(rc, &err);
+	if (!all) {
+		rc = epg_detach(&m, argv[optind], &err);
+		if (rc)
+			ret = fail(rc, &err);
+		else
+			printf("detached from %s\n", argv[optind]);
+		epg_maps_close(&m);
+		return ret;
+	}
+	rc = epg_snapshot_read(&m, &s, &err);
+	if (rc) {
+		epg_maps_close(&m);
+		return fail(rc, &err);
+	}
+	for (size_t i = 0; i < s.n_ifaces; i++) {
+		rc = epg_detach(&m, s.ifaces[i].info.name, &err);
+		if (rc)
+			ret = fail(rc, &err);
+		else
+			printf("detached from %s\n", s.ifaces[i].info.name);
+	}
+	epg_snapshot_free(&s);
+	epg_maps_close(&m);
+	return ret;
+}
+
+/* ---- apply --------------------------------------------------------------- */
+
+static int apply_opt(int opt, const char *arg, void *ctx)
+{
+	*(bool *)ctx = true;
+	return 0;
+}
+
+static size_t plan_bits(const struct epg_plan *plan, int dir)
+{
+	size_t n = 0;
+
+	for (size_t r = 0; r < plan->n_rulesets; r++)
+		n += plan->rulesets[r].dir[dir].n_bits;
+	return n;
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+	static const struct option extra[] = { { "check", no_argument, NULL, 'c' }, { 0 } };
+	struct epg_config cfg = { 0 };
+	struct epg_error err = { "" };
+	struct epg_plan plan;
+	struct epg_maps m;
+	struct epg_meta meta;
+	bool check = false;
+	int rc;
+
+	rc = parse_opts(find_cmd("apply"), argc, argv, "", extra, 2, apply_opt, &check);
+	if (rc >= 0)
+		return rc;
+	if (argc == optind)
+		return usage_error("apply", "expected one or more JSON files");
+
+	rc = epg_config_load_files(&cfg, (const char *const *)argv + optind,
+				   (size_t)(argc - optind), &err);
+	if (rc)
+		return rc == -EINVAL ? (fprintf(stderr, "epgate: %s\n", err.msg), EXIT_USAGE) :
+				       (fprintf(stderr, "epgate: %s\n", err.msg), EXIT_FAILURE);
+	rc = epg_compile(&cfg, &plan, &err);
+	if (rc) {
+		epg_config_free(&cfg);
+		return fail(rc == -ENOMEM ? rc : -EINVAL, &err);
+	}
+	for (size_t i = 0; i < plan.n_warnings; i++)
+		fprintf(stderr, "epgate: warning: %s\n", plan.warnings[i]);
+	if (check) {
+		printf("valid: %zu interface endpoints, %zu rulesets, %zu inbound and %zu outbound rule entries\n",
+		       plan.n_eps, plan.n_rulesets, plan_bits(&plan, EPG_DIR_INGRESS),
+		       plan_bits(&plan, EPG_DIR_EGRESS));
+		epg_plan_free(&plan);
+		epg_config_free(&cfg);
+		return EXIT_SUCCESS;
+	}
+	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_CREATE | EPG_OPEN_LOCK, &err);
+	if (!rc) {
+		rc = epg_policy_apply(&m, &plan, &err);
+		if (!rc) {
+			uint32_t zero = 0;
+
+			bpf_map_lookup_elem(m.meta, &zero, &meta);
+			printf("applied generation %llu: %zu interface endpoints, %zu inbound and %zu outbound rule entries\n",
+			       (unsigned long long)meta.generation, plan.n_eps,
+			       plan_bits(&plan, EPG_DIR_INGRESS), plan_bits(&plan, EPG_DIR_EGRESS));
+		}
+		epg_maps_close(&m);
+	}
+	epg_plan_free(&plan);
+	epg_config_free(&cfg);
+	return rc ? fail(rc == -EINVAL ? -EIO : rc, &err) : EXIT_SUCCESS;
+}
+
+/* ---- status / stats ------------------------------------------------------ */
+
+static const char *mode_name(uint32_t mode)
+{
+	return mode == EPG_MODE_SKB ? "skb" : "native";
+}
+
+static const char *dir_name(uint32_t dir)
+{
+	return dir == EPG_DIR_INGRESS ? "ingress" : "egress";
+}
+
+static void time_str(uint64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+
+	if (!ns) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int read_snapshot(struct epg_maps *m, struct epg_snapshot *s)
+{
+	struct epg_error err = { "" };
+	int rc = epg_maps_open(m, epg_pin_dir(pin_arg), 0, &err);
+
+	if (!rc) {
+		rc = epg_snapshot_read(m, s, &err);
+		epg_maps_close(m);
+	}
+	return rc ? fail(rc, &err) : 0;
+}
+
+static json_t *addrs_json(const struct epg_ep_snapshot *e)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < e->n_addrs; i++)
+		json_array_append_new(a, json_string(e->addrs[i]));
+	return a;
+}
+
+static int print_json(json_t *j)
+{
+	int rc = json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	putchar('\n');
+	json_decref(j);
+	return rc ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+static int json_opt(int opt, const char *arg, void *ctx)
+{
+	bool *flags = ctx;
+
+	flags[opt == 'j' ? 0 : 1] = true;
+	return 0;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option extra[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
+	bool flags[2] = { false, false };
+	struct epg_snapshot s;
+	struct epg_maps m;
+	char when[32];
+	int rc;
+
+	rc = parse_opts(find_cmd("status"), argc, argv, "", extra, 2, json_opt, flags);
+	if (rc >= 0)
+		return rc;
+	if (argc != optind)
+		return usage_error("status", "unexpected argument '%s'", argv[optind]);
+	rc = read_snapshot(&m, &s);
+	if (rc)
+		return rc;
+	time_str(s.meta.apply_time_ns, when, sizeof(when));
+	if (flags[0]) {
+		json_t *j = json_object(), *ifs = json_array(), *eps = json_array();
+
+		json_object_set_new(j, "pin_dir", json_string(epg_pin_dir(pin_arg)));
+		json_object_set_new(j, "abi_version", json_integer(s.meta.abi_version));
+		json_object_set_new(j, "generation", json_integer((json_int_t)s.meta.generation));
+		json_object_set_new(j, "active_slot", json_integer(s.meta.active_gen));
+		json_object_set_new(j, "applied_at", json_string(when));
+		for (size_t i = 0; i < s.n_ifaces; i++) {
+			const struct epg_iface_info *f = &s.ifaces[i].info;
+
+			json_array_append_new(ifs, json_pack("{s:s, s:i, s:s, s:s, s:s, s:i}",
+				"interface", f->name, "ifindex", (int)s.ifaces[i].ifindex,
+				"mode", mode_name(f->mode), "hook", "xdp",
+				"attach", f->multiprog ? "libxdp-dispatcher" : "single-program",
+				"program_id", (int)f->prog_id));
+		}
+		for (size_t i = 0; i < s.n_eps; i++) {
+			const struct epg_ep_snapshot *e = &s.eps[i];
+
+			json_array_append_new(eps, json_pack("{s:s, s:s, s:o, s:i, s:i}",
+				"endpoint_id", e->info.endpoint_id,
+				"service_name", e->info.service_name,
+				"addresses", addrs_json(e),
+				"inbound_rule_entries", (int)e->info.n_rules[EPG_DIR_INGRESS],
+				"outbound_rule_entries", (int)e->info.n_rules[EPG_DIR_EGRESS]));
+		}
+		json_object_set_new(j, "interfaces", ifs);
+		json_object_set_new(j, "endpoints", eps);
+		json_object_set_new(j, "rules", json_integer((json_int_t)s.n_rules));
+		epg_snapshot_free(&s);
+		return print_json(j);
+	}
+	printf("pin directory: %s (ABI %u)\n", epg_pin_dir(pin_arg), s.meta.abi_version);
+	printf("policy: generation %llu, applied %s, %zu rules\n",
+	       (unsigned long long)s.meta.generation, when, s.n_rules);
+	printf("interfaces: %s\n", s.n_ifaces ? "" : "none (epgate attach IFACE)");
+	for (size_t i = 0; i < s.n_ifaces; i++) {
+		const struct epg_iface_info *f = &s.ifaces[i].info;
+
+		printf("  %-16s xdp %-6s program %-6u %s\n", f->name, mode_name(f->mode),
+		       f->prog_id, f->multiprog ? "through libxdp's dispatcher" :
+		       "single program (libxdp's dispatcher is unavailable here)");
+	}
+	printf("endpoints: %zu\n", s.n_eps);
+	for (size_t i = 0; i < s.n_eps; i++) {
+		const struct epg_ep_snapshot *e = &s.eps[i];
+
+		printf("  %-24s %-40s inbound %u, outbound %u rule entries\n",
+		       e->info.endpoint_id, e->info.service_name,
+		       e->info.n_rules[EPG_DIR_INGRESS], e->info.n_rules[EPG_DIR_EGRESS]);
+		for (size_t a = 0; a < e->n_addrs; a++)
+			printf("      %s\n", e->addrs[a]);
+	}
+	epg_snapshot_free(&s);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	static const struct option extra[] = {
+		{ "json", no_argument, NULL, 'j' }, { "rules", no_argument, NULL, 'r' }, { 0 } };
+	bool flags[2] = { false, false };
+	struct epg_snapshot s;
+	struct epg_maps m;
+	int rc;
+
+	rc = parse_opts(find_cmd("stats"), argc, argv, "", extra, 3, json_opt, flags);
+	if (rc >= 0)
+		return rc;
+	if (argc != optind)
+		return usage_error("stats", "unexpected argument '%s'", argv[optind]);
+	rc = read_snapshot(&m, &s);
+	if (rc)
+		return rc;
+	if (flags[0]) {
+		json_t *j = json_object(), *eps = json_array(), *rules = json_array();
+
+		for (size_t i = 0; i < s.n_eps; i++) {
+			const struct epg_ep_snapshot *e = &s.eps[i];
+			json_t *cs = json_array();
+
+			for (uint32_t d = 0; d < EPG_DIR_MAX; d++)
+				for (uint32_t r = 0; r < EPG_R_COUNT; r++)
+					if (e->c[d][r].packets)
+						json_array_append_new(cs, json_pack("{s:s, s:s, s:s, s:I, s:I}",
+							"direction", dir_name(d),
+							"action", epg_reason_is_drop(r) ? "reject" : "accept",
+							"reason", epg_reason_label(r),
+							"packets", (json_int_t)e->c[d][r].packets,
+							"bytes", (json_int_t)e->c[d][r].bytes));
+			json_array_append_new(eps, json_pack("{s:s, s:s, s:o, s:o}",
+				"endpoint_id", e->info.endpoint_id,
+				"service_name", e->info.service_name,
+				"addresses", addrs_json(e), "counters", cs));
+		}
+		json_object_set_new(j, "endpoints", eps);
+		json_object_set_new(j, "passthrough_packets",
+				    json_integer((json_int_t)s.global[EPG_G_PASSTHROUGH].packets));
+		json_object_set_new(j, "passthrough_bytes",
+				    json_integer((json_int_t)s.global[EPG_G_PASSTHROUGH].bytes));
+		if (flags[1]) {
+			for (size_t i = 0; i < s.n_rules; i++) {
+				const struct epg_rule_snapshot *r = &s.rules[i];
+
+				json_array_append_new(rules, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}",
+					"rule", r->info.rule_id, "group_id", r->info.group_id,
+					"direction", dir_name(r->info.dir), "description", r->info.desc,
+					"hits", (json_int_t)r->c.packets, "bytes", (json_int_t)r->c.bytes));
+			}
+			json_object_set_new(j, "rules", rules);
+		} else {
+			json_decref(rules);
+		}
+		epg_snapshot_free(&s);
+		return print_json(j);
+	}
+	printf("%-24s %-8s %-7s %-28s %12s %14s\n", "ENDPOINT", "DIR", "ACTION", "REASON",
+	       "PACKETS", "BYTES");
+	for (size_t i = 0; i < s.n_eps; i++) {
+		const struct epg_ep_snapshot *e = &s.eps[i];
+		bool any = false;
+
+		printf("%s  %s", e->info.endpoint_id, e->info.service_name);
+		for (size_t a = 0; a < e->n_addrs; a++)
+			printf("%s%s", a ? ", " : "  [", e->addrs[a]);
+		printf("%s\n", e->n_addrs ? "]" : "");
+		for (uint32_t d = 0; d < EPG_DIR_MAX; d++)
+			for (uint32_t r = 0; r < EPG_R_COUNT; r++) {
+				if (!e->c[d][r].packets)
+					continue;
+				any = true;
+				printf("%-24s %-8s %-7s %-28s %12llu %14llu\n", "", dir_name(d),
+				       epg_reason_is_drop(r) ? "reject" : "accept",
+				       epg_reason_label(r),
+				       (unsigned long long)e->c[d][r].packets,
+				       (unsigned long long)e->c[d][r].bytes);
+			}
+		if (!any)
+			printf("%-24s (no packets yet)\n", "");
+	}
+	printf("passthrough (not endpoint traffic): %llu packets, %llu bytes\n",
+	       (unsigned long long)s.global[EPG_G_PASSTHROUGH].packets,
+	       (unsigned long long)s.global[EPG_G_PASSTHROUGH].bytes);
+	if (flags[1]) {
+		printf("\n%-11s %-22s %-8s %12s %14s  %s\n", "RULE", "GROUP", "DIR", "HITS",
+		       "BYTES", "DESCRIPTION");
+		for (size_t i = 0; i < s.n_rules; i++) {
+			const struct epg_rule_snapshot *r = &s.rules[i];
+
+			printf("%-11s %-22s %-8s %12llu %14llu  %s\n", r->info.rule_id,
+			       r->info.group_id, dir_name(r->info.dir),
+			       (unsigned long long)r->c.packets,
+			       (unsigned long long)r->c.bytes, r->info.desc);
+		}
+	}
+	epg_snapshot_free(&s);
+	return EXIT_SUCCESS;
+}
+
+/* ---- the table of commands ---------------------------------------------- */
+
+static const struct cmd cmds[] = {
+	{ "attach", cmd_attach, "IFACE [--mode native|skb]",
+	  "Load the datapath (once) and attach its XDP program to IFACE through\n"
+	  "libxdp. Every interface shares the same pinned maps and policy.\n"
+	  "  --mode native  XDP in the driver (default)\n"
+	  "  --mode skb     generic XDP, for drivers without native support\n" },
+	{ "detach", cmd_detach, "IFACE | --all",
+	  "Remove epgate's XDP program from IFACE, or from every interface it is\n"
+	  "attached to. Maps, policy and counters stay pinned.\n" },
+	{ "apply", cmd_apply, "[--check] FILE...",
+	  "Read the JSON printed by aws ec2 describe-vpc-endpoints,\n"
+	  "describe-network-interfaces, describe-security-groups (and\n"
+	  "describe-managed-prefix-lists with entries), merge them, compile the\n"
+	  "policy and switch to it atomically. Invalid input changes nothing.\n"
+	  "  --check  validate and compile only; touch nothing (no root needed)\n" },
+	{ "status", cmd_status, "[--json]",
+	  "Show the pin directory, policy generation, interfaces (mode, program,\n"
+	  "whether libxdp's dispatcher is in use) and endpoints.\n" },
+	{ "stats", cmd_stats, "[--json] [--rules]",
+	  "Show packets and bytes per endpoint, direction, action and reason,\n"
+	  "and with --rules the hits of every security-group rule.\n" },
+};
+
+static const struct cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: epgate [--pin-dir DIR] [-v] COMMAND [ARGS]\n\n"
+		   "Enforce VPC endpoint security groups on this host with XDP.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-7s %s\n", cmds[i].name, cmds[i].synopsis);
+	fprintf(f, "\nOptions (before or after COMMAND):\n"
+		   "  --pin-dir DIR  bpffs directory of the maps (default $EPGATE_PIN_DIR,\n"
+		   "                 else %s)\n"
+		   "  -v, --verbose  show libbpf's and libxdp's messages\n"
+		   "  -h, --help     this text; 'epgate COMMAND --help' for a command\n"
+		   "  --version      print the version\n\n"
+		   "Exit status: 0 success, 1 failure, 2 usage or invalid input.\n",
+		EPG_DEFAULT_PIN_DIR);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-dir", required_argument, NULL, 'P' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	const struct cmd *c;
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'P':
+			pin_arg = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'V':
+			printf("epgate %s (ABI %d)\n", EPG_VERSION, EPG_ABI_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			return usage_error(NULL, "unknown option or missing argument: %s",
+					   argv[optind - 1]);
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	c = find_cmd(argv[optind]);
+	if (!c)
+		return usage_error(NULL, "unknown command '%s'", argv[optind]);
+	libbpf_set_print(print_libbpf);
+	libxdp_set_print(print_libxdp);
+	return c->run(argc - optind, argv + optind);
+}

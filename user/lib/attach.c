@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Attaching the XDP program through libxdp, so other XDP programs can share
+ * the interface where libxdp's dispatcher works. Where it does not (a kernel
+ * that refuses freplace programs, or no bpffs for libxdp's state), libxdp
+ * attaches our program as the interface's only one; epg_ifaces records which
+ * way it went and `epgate status` shows it.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+#include "epgate.h"
+#include "epgate.skel.h"
+
+static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static bool is_bpffs(const char *dir)
+{
+	struct statfs st;
+
+	return !statfs(dir, &st) && st.f_type == BPF_FS_MAGIC;
+}
+
+/* libxdp keeps its dispatcher state on a bpffs ($LIBXDP_BPFFS, default
+ * /sys/fs/bpf). Under `ip netns exec` /sys is private and has none: then use
+ * our pin directory, which is on a bpffs, rather than lose the dispatcher. */
+static void libxdp_bpffs(const char *pin_dir)
+{
+	if (!getenv("LIBXDP_BPFFS") && !is_bpffs("/sys/fs/bpf"))
+		setenv("LIBXDP_BPFFS", pin_dir, 0);
+}
+
+/* The program epgate attached on ifindex, according to libxdp, or 0. */
+static uint32_t attached_prog_id(uint32_t ifindex, const struct epg_iface_info *info)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex((int)ifindex);
+	struct xdp_program *p;
+	uint32_t id = 0;
+
+	if (libxdp_get_error(mp))
+		return 0;
+	if (xdp_multiprog__is_legacy(mp)) {
+		p = xdp_multiprog__main_prog(mp);
+		if (p && xdp_program__id(p) == info->prog_id)
+			id = info->prog_id;
+	} else {
+		for (p = xdp_multiprog__next_prog(NULL, mp); p;
+		     p = xdp_multiprog__next_prog(p, mp))
+			if (xdp_program__id(p) == info->prog_id)
+				id = info->prog_id;
+	}
+	xdp_multiprog__close(mp);
+	return id;
+}
+
+static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
+		  enum epg_attach_mode mode, uint32_t prog_id)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex((int)ifindex);
+	struct epg_iface_info info = { .mode = mode, .prog_id = prog_id };
+	struct timespec now;
+
+	if (!libxdp_get_error(mp)) {
+		info.multiprog = !xdp_multiprog__is_legacy(mp);
+		xdp_multiprog__close(mp);
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	info.attach_time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	snprintf(info.name, sizeof(info.name), "%s", ifname);
+	return bpf_map_update_elem(m->ifaces, &ifindex, &info, BPF_ANY) ? -errno : 0;
+}
+
+/* An epgate program already attached elsewhere: attach that same program
+ * (load once). NULL when there is none usable. */
+static struct xdp_program *loaded_program(struct epg_maps *m)
+{
+	uint32_t key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(m->ifaces, prev, &next)) {
+		struct epg_iface_info info;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(m->ifaces, &key, &info) || info.multiprog ||
+		    !attached_prog_id(key, &info)) {
+			continue;
+		}
+		struct xdp_program *p = xdp_program__from_id(info.prog_id);
+
+		if (!libxdp_get_error(p))
+			return p;
+	}
+	return NULL;
+}
+
+int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode,
+	       struct epg_error *err)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = m->pin_dir);
+	enum xdp_attach_mode xmode = mode == EPG_MODE_SKB ? XDP_MODE_SKB : XDP_MODE_NATIVE;
+	uint32_t ifindex = if_nametoindex(ifname);
+	struct epgate_bpf *skel = NULL;
+	struct xdp_program *prog;
+	struct epg_iface_info info;
+	int rc;
+
+	if (!ifindex)
+		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace (see ip link)",
+			       ifname);
+	if (!bpf_map_lookup_elem(m->ifaces, &ifindex, &info) && attached_prog_id(ifindex, &info))
+		return set_err(err, -EEXIST, "%s: epgate is already attached (program %u, %s mode); detach it first to change the mode",
+			       ifname, info.prog_id, info.mode == EPG_MODE_SKB ? "skb" : "native");
+	libxdp_bpffs(m->pin_dir);
+
+	prog = loaded_program(m);
+	if (!prog) {
+		skel = epgate_bpf__open_opts(&opts);
+		if (!skel)
+			return set_err(err, -errno, "cannot open the embedded BPF object: %s",
+				       strerror(errno));
+		DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = skel->obj,
+				    .prog_name = "epg_xdp");
+		prog = xdp_program__create(&xo);
+		rc = (int)libxdp_get_error(prog);
+		if (rc) {
+			epgate_bpf__destroy(skel);
+			return set_err(err, rc, "cannot prepare the XDP program: %s", strerror(-rc));
+		}
+	}
+	rc = xdp_program__attach(prog, (int)ifindex, xmode, 0);
+	if (rc) {
+		set_err(err, rc, "%s: cannot attach in %s mode: %s%s", ifname,
+			mode == EPG_MODE_SKB ? "skb" : "native", strerror(-rc),
+			rc == -EBUSY || rc == -EEXIST ?
+			" (another XDP program holds the interface without libxdp's dispatcher; remove it or attach it through libxdp)" :
+			mode == EPG_MODE_NATIVE ? " (the driver may lack native XDP: try --mode skb)" : "");
+		goto out;
+	}
+	rc = record(m, ifindex, ifname, mode, xdp_program__id(prog));
+	if (rc) {
+		xdp_program__detach(prog, (int)ifindex, xmode, 0);
+		set_err(err, rc, "%s: cannot record the attachment in %s/epg_ifaces: %s",
+			ifname, m->pin_dir, strerror(-rc));
+	}
+out:
+	xdp_program__close(prog);
+	if (skel)
+		epgate_bpf__destroy(skel);
+	return rc;
+}
+
+int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
+{
+	uint32_t ifindex = if_nametoindex(ifname);
+	struct epg_iface_info info;
+	struct xdp_program *prog;
+	int rc = 0;
+
+	if (!ifindex) {
+		/* the interface is gone, and the kernel detached with it */
+		uint32_t key, next, *prev = NULL;
+
+		while (!bpf_map_get_next_key(m->ifaces, prev, &next)) {
+			key = next;
+			prev = &key;
+			if (!bpf_map_lookup_elem(m->ifaces, &key, &info) &&
+			    !strncmp(info.name, ifname, sizeof(info.name)) &&
+			    !if_indextoname(key, (char[IF_NAMESIZE]){ 0 })) {
+				bpf_map_delete_elem(m->ifaces, &key);
+				return 0;
+			}
+		}
+		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace",
+			       ifname);
+	}
+	if (bpf_map_lookup_elem(m->ifaces, &ifindex, &info))
+		return set_err(err, -ENOENT, "%s: epgate is not attached here (epgate status lists where it is)",
+			       ifname);
+	libxdp_bpffs(m->pin_dir);
+	if (attached_prog_id(ifindex, &info)) {
+		prog = xdp_program__from_id(info.prog_id);
+		rc = (int)libxdp_get_error(prog);
+		if (!rc) {
+			rc = xdp_program__detach(prog, (int)ifindex, XDP_MODE_UNSPEC, 0);
+			xdp_program__close(prog);
+		}
+		if (rc)
+			return set_err(err, rc, "%s: cannot detach program %u: %s", ifname,
+				       info.prog_id, strerror(-rc));
+	}
+	/* not attached any more (someone else removed it): forget it all the same */
+	bpf_map_delete_elem(m->ifaces, &ifindex);
+	return 0;
+}

@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: MIT
+/* Configuration model -> policy map contents. See compile.h. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include "compile.h"
+
+#define EPG_QUOTA_RULES_PER_GROUP 60
+#define EPG_QUOTA_GROUPS_PER_ENI  5
+
+static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static void bm_set(struct epg_bitmap *bm, uint32_t bit)
+{
+	bm->w[bit / 64] |= 1ULL << (bit % 64);
+}
+
+static void bm_or(struct epg_bitmap *dst, const struct epg_bitmap *src)
+{
+	for (int i = 0; i < EPG_RULE_WORDS; i++)
+		dst->w[i] |= src->w[i];
+}
+
+static int lpm_add(struct epg_lpm_set *s, uint32_t plen, const uint8_t *data,
+		   size_t len, const struct epg_bitmap *bm)
+{
+	struct epg_lpm_entry *e;
+
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		void *v = realloc(s->v, cap * sizeof(*s->v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	e = &s->v[s->n++];
+	memset(e, 0, sizeof(*e));
+	e->plen = plen;
+	memcpy(e->data, data, len);
+	e->bm = *bm;
+	return 0;
+}
+
+static int lpm_cmp(const void *a, const void *b)
+{
+	const struct epg_lpm_entry *x = a, *y = b;
+	int c = memcmp(x->data, y->data, sizeof(x->data));
+
+	if (c)
+		return c;
+	return (x->plen > y->plen) - (x->plen < y->plen);
+}
+
+static int prefix_covers(const struct epg_lpm_entry *q, const struct epg_lpm_entry *p)
+{
+	uint32_t full = q->plen / 8, rest = q->plen % 8;
+
+	if (q->plen > p->plen)
+		return 0;
+	if (memcmp(q->data, p->data, full))
+		return 0;
+	if (rest) {
+		uint8_t mask = (uint8_t)(0xff << (8 - rest));
+
+		return (q->data[full] & mask) == (p->data[full] & mask);
+	}
+	return 1;
+}
+
+/*
+ * Merge duplicate prefixes and give every prefix the OR of every prefix that
+ * covers it. Sorted by (data, plen), prefixes come in preorder of the prefix
+ * tree, so a stack of the enclosing prefixes is enough: O(n log n).
+ */
+static void lpm_finish(struct epg_lpm_set *s)
+{
+	size_t stack[130], depth = 0, out = 0;
+
+	if (!s->n)
+		return;
+	qsort(s->v, s->n, sizeof(*s->v), lpm_cmp);
+	for (size_t i = 0; i < s->n; i++) {
+		if (out && s->v[out - 1].plen == s->v[i].plen &&
+		    !memcmp(s->v[out - 1].data, s->v[i].data, sizeof(s->v[i].data))) {
+			bm_or(&s->v[out - 1].bm, &s->v[i].bm);
+			continue;
+		}
+		s->v[out++] = s->v[i];
+	}
+	s->n = out;
+	for (size_t i = 0; i < s->n; i++) {
+		while (depth && !prefix_covers(&s->v[stack[depth - 1]], &s->v[i]))
+			depth--;
+		if (depth)
+			bm_or(&s->v[i].bm, &s->v[stack[depth - 1]].bm);
+		stack[depth++] = i;
+	}
+}
+
+/* Split [lo, hi] of a 16-bit space into aligned prefixes. */
+static int add_port_range(struct epg_lpm_set *out, uint8_t proto, uint32_t lo,
+			  uint32_t hi, const struct epg_bitmap *bm)
+{
+	while (lo <= hi) {
+		uint32_t size = 1, bits = 0;
+		uint8_t data[3];
+		int rc;
+
+		while (bits < 16 && (lo & ((size << 1) - 1)) == 0 &&
+		       lo + (size << 1) - 1 <= hi) {
+			size <<= 1;
+			bits++;
+		}
+		data[0] = proto;
+		data[1] = (uint8_t)(lo >> 8);
+		data[2] = (uint8_t)lo;
+		rc = lpm_add(out, 8 + 16 - bits, data, sizeof(data), bm);
+		if (rc)
+			return rc;
+		lo += size;
+	}
+	return 0;
+}
+
+int epg_perm_service_prefixes(const struct epg_perm *perm, struct epg_lpm_set *out,
+			      const struct epg_bitmap *bm)
+{
+	uint8_t data[3] = { 0 };
+
+	if (perm->proto == EPG_PROTO_ALL)
+		return lpm_add(out, 0, data, sizeof(data), bm);
+	data[0] = (uint8_t)perm->proto;
+	switch (perm->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		if (perm->from_port < 0)
+			return lpm_add(out, 8, data, sizeof(data), bm);
+		return add_port_range(out, data[0], (uint32_t)perm->from_port,
+				      (uint32_t)perm->to_port, bm);
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (perm->from_port < 0)
+			return lpm_add(out, 8, data, sizeof(data), bm);
+		data[1] = (uint8_t)perm->from_port;
+		if (perm->to_port < 0)
+			return lpm_add(out, 16, data, sizeof(data), bm);
+		data[2] = (uint8_t)perm->to_port;
+		return lpm_add(out, 24, data, sizeof(data), bm);
+	default:
+		return lpm_add(out, 8, data, sizeof(data), bm);
+	}
+}
+
+static int add_peer_cidr(struct epg_dir_plan *d, const struct epg_cidr *c,
+			 const struct epg_bitmap *bm)
+{
+	if (c->family == AF_INET)
+		return lpm_add(&d->peer4, c->plen, c->addr, 4, bm);
+	return lpm_add(&d->peer6, c->plen, c->addr, 16, bm);
+}
+
+static int add_peer(const struct epg_config *cfg, struct epg_dir_plan *d,
+		    const struct epg_peer *peer, const struct epg_bitmap *bm)
+{
+	int rc = 0;
+
+	switch (peer->kind) {
+	case EPG_PEER_CIDR:
+		return add_peer_cidr(d, &peer->cidr, bm);
+	case EPG_PEER_GROUP:
+		/* members: every interface in that group, all its addresses */
+		for (size_t i = 0; i < cfg->n_enis && !rc; i++) {
+			const struct epg_eni *eni = &cfg->enis[i];
+
+			for (size_t g = 0; g < eni->n_groups; g++) {
+				if (strcmp(eni->groups[g], peer->ref_id))
+					continue;
+				for (size_t a = 0; a < eni->n_addrs && !rc; a++)
+					rc = add_peer_cidr(d, &eni->addrs[a], bm);
+				break;
+			}
+		}
+		return rc;
+	case EPG_PEER_PREFIX_LIST: {
+		const struct epg_prefix_list *pl = epg_config_prefix_list(cfg, peer->ref_id);
+
+		for (size_t i = 0; pl && i < pl->n_entries && !rc; i++)
+			rc = add_peer_cidr(d, &pl->entries[i], bm);
+		return rc;
+	}
+	}
+	return -EINVAL;
+}
+
+static const char *proto_name(int proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case EPG_PROTO_ALL: return "all";
+	case IPPROTO_TCP: return "tcp";
+	case IPPROTO_UDP: return "udp";
+	case IPPROTO_ICMP: return "icmp";
+	case IPPROTO_ICMPV6: return "icmpv6";
+	}
+	snprintf(buf, len, "proto %d", proto);
+	return buf;
+}
+
+static void rule_text(const struct epg_perm *perm, const struct epg_peer *peer,
+		      uint32_t dir, char *buf, size_t len)
+{
+	char pb[16], ports[48] = "", peerbuf[EPG_CIDR_STRLEN];
+	const char *peer_s = peer->ref_id;
+	int p = perm->proto;
+
+	if ((p == IPPROTO_TCP || p == IPPROTO_UDP) && perm->from_port >= 0) {
+		if (perm->from_port == perm->to_port)
+			snprintf(ports, sizeof(ports), " %d", perm->from_port);
+		else
+			snprintf(ports, sizeof(ports), " %d-%d", perm->from_port,
+				 perm->to_port);
+	} else if ((p == IPPROTO_ICMP || p == IPPROTO_ICMPV6) && perm->from_port >= 0) {
+		if (perm->to_port >= 0)
+			snprintf(ports, sizeof(ports), " type %d code %d",
+				 perm->from_port, perm->to_port);
+		else
+			snprintf(ports, sizeof(ports), " type %d", perm->from_port);
+	}
+	if (peer->kind == EPG_PEER_CIDR)
+		peer_s = epg_cidr_str(&peer->cidr, peerbuf, sizeof(peerbuf));
+	snprintf(buf, len, "%s%s %s %s", proto_name(p, pb, sizeof(pb)), ports,
+		 dir == EPG_DIR_INGRESS ? "from" : "to", peer_s);
+}
+
+static uint32_t fnv1a(uint32_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (uint8_t)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* Rules are deduplicated by content through a small chained hash table. */
+struct rule_index {
+	size_t *head; /* bucket -> rule index + 1 */
+	size_t *next;
+	size_t n_buckets;
+};
+
+static int plan_rule(struct epg_plan *plan, struct rule_index *ix, size_t *cap,
+		     const struct epg_group *g, const struct epg_perm *perm,
+		     const struct epg_peer *peer, uint32_t dir, uint32_t *out)
+{
+	char key[256], text[EPG_RULE_DESC_LEN];
+	struct epg_rule_plan *r;
+	uint32_t h;
+	size_t b;
+
+	rule_text(perm, peer, dir, text, sizeof(text));
+	snprintf(key, sizeof(key), "%s|%u|%s", g->id, dir, text);
+	h = fnv1a(2166136261u, key);
+	b = h % ix->n_buckets;
+	for (size_t i = ix->head[b]; i; i = ix->next[i - 1]) {
+		r = &plan->rules[i - 1];
+		if (r->dir == dir && !strcmp(r->group_id, g->id) && !strcmp(r->desc, text)) {
+			*out = (uint32_t)(i - 1);
+			return 0;
+		}
+	}
+	if (plan->n_rules == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		void *v = realloc(plan->rules, ncap * sizeof(*plan->rules));
+		void *nx = realloc(ix->next, ncap * sizeof(*ix->next));
+
+		if (v)
+			plan->rules = v;
+		if (nx)
+			ix->next = nx;
+		if (!v || !nx)
+			return -ENOMEM;
+		*cap = ncap;
+	}
+	r = &plan->rules[plan->n_rules];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->rule_id, sizeof(r->rule_id), "r-%08x", h);
+	r->group_id = g->id;
+	r->dir = dir;
+	snprintf(r->desc, sizeof(r->desc), "%s", text);
+	ix->next[plan->n_rules] = ix->head[b];
+	ix->head[b] = plan->n_rules + 1;
+	*out = (uint32_t)plan->n_rules++;
+	return 0;
+}
+
+static int add_warning(struct epg_plan *plan, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	void *v;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	v = realloc(plan->warnings, (plan->n_warnings + 1) * sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	plan->warnings = v;
+	plan->warnings[plan->n_warnings] = strdup(buf);
+	if (!plan->warnings[plan->n_warnings])
+		return -ENOMEM;
+	plan->n_warnings++;
+	return 0;
+}
+
+static int compile_dir(const struct epg_config *cfg, struct epg_plan *plan,
+		       struct rule_index *ix, size_t *rule_cap,
+		       struct epg_ruleset_plan *rs, uint32_t dir, struct epg_error *err)
+{
+	struct epg_dir_plan *d = &rs->dir[dir];
+	int rc;
+
+	for (size_t gi = 0; gi < rs->n_groups; gi++) {
+		const struct epg_group *g = epg_config_group(cfg, rs->groups[gi]);
+		const struct epg_perm *perms = dir == EPG_DIR_INGRESS ? g->in : g->out;
+		size_t n_perms = dir == EPG_DIR_INGRESS ? g->n_in : g->n_out;
+
+		for (size_t pi = 0; pi < n_perms; pi++) {
+			const struct epg_perm *perm = &perms[pi];
+
+			for (size_t qi = 0; qi < perm->n_peers; qi++) {
+				struct epg_bitmap bm = { 0 };
+				uint32_t bit = d->n_bits, rule;
+
+				if (bit >= EPG_RULE_BITS)
+					return set_err(err, -E2BIG,
+						       "%s: %s: groups %s and the others of this endpoint have more than %d %s rule entries together; EC2 allows about 1000 (rules x groups): split the groups",
+						       perm->origin.file, perm->origin.path,
+						       g->id, EPG_RULE_BITS,
+						       dir == EPG_DIR_INGRESS ? "inbound" : "outbound");
+				rc = plan_rule(plan, ix, rule_cap, g, perm, &perm->peers[qi],
+					       dir, &rule);
+				if (rc)
+					return rc;
+				bm_set(&bm, bit);
+				d->bit_rule[bit] = rule;
+				d->n_bits++;
+				rc = epg_perm_service_prefixes(perm, &d->svc, &bm);
+				if (!rc)
+					rc = add_peer(cfg, d, &perm->peers[qi], &bm);
+				if (rc)
+					return rc;
+			}
+		}
+	}
+	lpm_finish(&d->svc);
+	lpm_finish(&d->peer4);
+	lpm_finish(&d->peer6);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The endpoint's group ids, sorted and unique (pointers into cfg). */
+static int endpoint_groups(const struct epg_config *cfg, const struct epg_endpoint *ep,
+			   char ***out, size_t *n_out)
+{
+	size_t n = 0, cap = 0;
+	char **v = NULL;
+
+	if (ep->groups_present) {
+		cap = ep->n_groups;
+	} else {
+		for (size_t i = 0; i < ep->n_enis; i++) {
+			const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+
+			cap += eni ? eni->n_groups : 0;
+		}
+	}
+	v = calloc(cap ? cap : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (ep->groups_present) {
+		for (size_t i = 0; i < ep->n_groups; i++)
+			v[n++] = ep->groups[i];
+	} else {
+		for (size_t i = 0; i < ep->n_enis; i++) {
+			const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+
+			for (size_t g = 0; eni && g < eni->n_groups; g++)
+				v[n++] = eni->groups[g];
+		}
+	}
+	qsort(v, n, sizeof(*v), cmp_str);
+	size_t u = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!u || strcmp(v[u - 1], v[i]))
+			v[u++] = v[i];
+	*out = v;
+	*n_out = u;
+	return 0;
+}
+
+static int find_or_add_ruleset(struct epg_plan *plan, char **groups, size_t n,
+			       uint32_t *out)
+{
+	struct epg_ruleset_plan *rs;
+	void *v;
+
+	for (size_t i = 0; i < plan->n_rulesets; i++) {
+		rs = &plan->rulesets[i];
+		if (rs->n_groups != n)
+			continue;
+		size_t g = 0;
+
+		while (g < n && !strcmp(rs->groups[g], groups[g]))
+			g++;
+		if (g == n) {
+			free(groups);
+			*out = (uint32_t)i;
+			return 0;
+		}
+	}
+	v = realloc(plan->rulesets, (plan->n_rulesets + 1) * sizeof(*plan->rulesets));
+	if (!v) {
+		free(groups);
+		return -ENOMEM;
+	}
+	plan->rulesets = v;
+	rs = &plan->rulesets[plan->n_rulesets];
+	memset(rs, 0, sizeof(*rs));
+	rs->groups = groups;
+	rs->n_groups = n;
+	*out = (uint32_t)plan->n_rulesets++;
+	return 0;
+}
+
+static int endpoint_addrs(const struct epg_config *cfg, const struct epg_endpoint *ep,
+			  struct epg_ep_plan *out)
+{
+	size_t cap = 0;
+
+	for (size_t i = 0; i < ep->n_enis; i++) {
+		const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+
+		cap += eni ? eni->n_addrs : 0;
+	}
+	out->addrs = calloc(cap ? cap : 1, sizeof(*out->addrs));
+	if (!out->addrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < ep->n_enis; i++) {
+		const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+
+		for (size_t a = 0; eni && a < eni->n_addrs; a++)
+			out->addrs[out->n_addrs++] = eni->addrs[a];
+	}
+	return 0;
+}
+
+static int check_quotas(const struct epg_config *cfg, struct epg_plan *plan)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->n_groups && !rc; i++) {
+		const struct epg_group *g = &cfg->groups[i];
+
+		if (g->n_in > EPG_QUOTA_RULES_PER_GROUP)
+			rc = add_warning(plan, "%s has %zu inbound rules; the EC2 default quota is %d per family",
+					 g->id, g->n_in, EPG_QUOTA_RULES_PER_GROUP);
+		if (!rc && g->n_out > EPG_QUOTA_RULES_PER_GROUP)
+			rc = add_warning(plan, "%s has %zu outbound rules; the EC2 default quota is %d per family",
+					 g->id, g->n_out, EPG_QUOTA_RULES_PER_GROUP);
+	}
+	for (size_t i = 0; i < cfg->n_enis && !rc; i++)
+		if (cfg->enis[i].n_groups > EPG_QUOTA_GROUPS_PER_ENI)
+			rc = add_warning(plan, "%s has %zu security groups; the EC2 default quota is %d (16 at most)",
+					 cfg->enis[i].id, cfg->enis[i].n_groups,
+					 EPG_QUOTA_GROUPS_PER_ENI);
+	return rc;
+}
+
+struct addr_owner {
+	struct epg_cidr addr;
+	size_t ep;
+};
+
+static int cmp_owner(const void *a, const void *b)
+{
+	const struct addr_owner *x = a, *y = b;
+	int c = memcmp(&x->addr, &y->addr, sizeof(x->addr));
+
+	return c ? c : (x->ep > y->ep) - (x->ep < y->ep);
+}
+
+/* An address belongs to one endpoint: sort all of them, compare neighbours. */
+static int check_unique_addrs(const struct epg_plan *plan, struct epg_error *err)
+{
+	char buf[EPG_CIDR_STRLEN];
+	struct addr_owner *v;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < plan->n_eps; i++)
+		cap += plan->eps[i].n_addrs;
+	v = calloc(cap ? cap : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n_eps; i++)
+		for (size_t a = 0; a < plan->eps[i].n_addrs; a++)
+			v[n++] = (struct addr_owner){ plan->eps[i].addrs[a], i };
+	qsort(v, n, sizeof(*v), cmp_owner);
+	for (size_t i = 1; i < n && !rc; i++) {
+		const struct epg_endpoint *a = plan->eps[v[i - 1].ep].ep, *b = plan->eps[v[i].ep].ep;
+
+		if (memcmp(&v[i - 1].addr, &v[i].addr, sizeof(v[i].addr)))
+			continue;
+		if (a == b)
+			rc = set_err(err, -EINVAL,
+				     "%s: %s: address %s is listed twice (two of its network interfaces share it)",
+				     b->origin.file, b->origin.path,
+				     epg_cidr_str(&v[i].addr, buf, sizeof(buf)));
+		else
+			rc = set_err(err, -EINVAL,
+				     "%s: %s: address %s belongs to both %s and %s: an address can belong to one endpoint only",
+				     b->origin.file, b->origin.path,
+				     epg_cidr_str(&v[i].addr, buf, sizeof(buf)), a->id, b->id);
+	}
+	free(v);
+	return rc;
+}
+
+int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
+		struct epg_error *err)
+{
+	struct rule_index ix = { 0 };
+	size_t rule_cap = 0;
+	int rc = 0;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->eps = calloc(cfg->n_endpoints ? cfg->n_endpoints : 1, sizeof(*plan->eps));
+	ix.n_buckets = 4096;
+	ix.head = calloc(ix.n_buckets, sizeof(*ix.head));
+	if (!plan->eps || !ix.head) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_endpoints; i++) {
+		const struct epg_endpoint *ep = &cfg->endpoints[i];
+		struct epg_ep_plan *e;
+		char **groups;
+		size_t n_groups;
+
+		if (strcmp(ep->type, "Interface"))
+			continue; /* Gateway endpoints have no interfaces to guard */
+		if (plan->n_eps >= EPG_MAX_ENDPOINTS) {
+			rc = set_err(err, -E2BIG, "%s: %s: more than %d interface endpoints",
+				     ep->origin.file, ep->origin.path, EPG_MAX_ENDPOINTS);
+			goto out;
+		}
+		e = &plan->eps[plan->n_eps++];
+		e->ep = ep;
+		rc = endpoint_addrs(cfg, ep, e);
+		if (!rc)
+			rc = endpoint_groups(cfg, ep, &groups, &n_groups);
+		if (!rc)
+			rc = find_or_add_ruleset(plan, groups, n_groups, &e->ruleset);
+		if (rc)
+			goto out;
+	}
+	rc = check_unique_addrs(plan, err);
+	for (size_t r = 0; r < plan->n_rulesets && !rc; r++)
+		for (uint32_t dir = 0; dir < EPG_DIR_MAX && !rc; dir++)
+			rc = compile_dir(cfg, plan, &ix, &rule_cap, &plan->rulesets[r], dir, err);
+	if (!rc)
+		rc = check_quotas(cfg, plan);
+out:
+	free(ix.head);
+	free(ix.next);
+	if (rc == -ENOMEM)
+		set_err(err, rc, "out of memory while compiling the policy");
+	if (rc)
+		epg_plan_free(plan);
+	return rc;
+}
+
+void epg_plan_free(struct epg_plan *plan)
+{
+	for (size_t i = 0; i < plan->n_eps; i++)
+		free(plan->eps[i].addrs);
+	free(plan->eps);
+	for (size_t r = 0; r < plan->n_rulesets; r++) {
+		free(plan->rulesets[r].groups);
+		for (int d = 0; d < EPG_DIR_MAX; d++) {
+			free(plan->rulesets[r].dir[d].svc.v);
+			free(plan->rulesets[r].dir[d].peer4.v);
+			free(plan->rulesets[r].dir[d].peer6.v);
+		}
+	}
+	free(plan->rulesets);
+	free(plan->rules);
+	for (size_t i = 0; i < plan->n_warnings; i++)
+		free(plan->warnings[i]);
+	free(plan->warnings);
+	memset(plan, 0, sizeof(*plan));
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The epgate library: pinned maps, policy install, attach, counters.
+ * Functions return 0 or -errno and fill struct epg_error with a message
+ * that says what is wrong, where, and what to do; they never print or exit.
+ */
+#ifndef EPGATE_LIB_H
+#define EPGATE_LIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "epgate/abi.h"
+#include "compile.h"
+#include "model.h"
+
+#define EPG_DEFAULT_PIN_DIR "/sys/fs/bpf/epgate"
+
+/* File descriptors of the pinned maps. */
+struct epg_maps {
+	int meta, addr, peer4, peer6, svc, rule_bits;
+	int ep_stats, rule_stats, global, ep_info, rule_info, ifaces;
+	int lock_fd; /* the pin directory, flock()ed while held */
+	char pin_dir[256];
+};
+
+enum epg_open_flags {
+	EPG_OPEN_CREATE = 1, /* create and pin the maps when absent */
+	EPG_OPEN_LOCK   = 2, /* hold an exclusive lock on the pin directory */
+};
+
+/* Pin directory: the argument, else $EPGATE_PIN_DIR, else the default. */
+const char *epg_pin_dir(const char *arg);
+
+/* Opens (or creates) the pinned maps. -ENOENT when absent and not creating;
+ * -EPROTO when the pins are of another ABI version. */
+int epg_maps_open(struct epg_maps *m, const char *pin_dir, int flags,
+		  struct epg_error *err);
+void epg_maps_close(struct epg_maps *m);
+
+/* Installs plan as the next generation and makes it active atomically. */
+int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
+		     struct epg_error *err);
+
+/* Attach / detach the XDP program. */
+int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode,
+	       struct epg_error *err);
+int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err);
+
+/* Counter snapshots, summed over CPUs. */
+struct epg_ep_snapshot {
+	uint32_t slot;
+	struct epg_ep_info info;
+	struct epg_counter c[EPG_DIR_MAX][EPG_REASON_SLOTS];
+	char **addrs; /* text */
+	size_t n_addrs;
+};
+
+struct epg_rule_snapshot {
+	uint32_t slot;
+	struct epg_rule_info info;
+	struct epg_counter c;
+};
+
+struct epg_iface_snapshot {
+	uint32_t ifindex;
+	struct epg_iface_info info;
+};
+
+struct epg_snapshot {
+	struct epg_meta meta;
+	struct epg_counter global[EPG_G_MAX];
+	struct epg_ep_snapshot *eps;
+	size_t n_eps;
+	struct epg_rule_snapshot *rules;
+	size_t n_rules;
+	struct epg_iface_snapshot *ifaces;
+	size_t n_ifaces;
+};
+
+int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_error *err);
+void epg_snapshot_free(struct epg_snapshot *s);
+
+/* Reason labels and verdicts, from reasons.def. */
+const char *epg_reason_label(uint32_t reason);
+bool epg_reason_is_drop(uint32_t reason);
+
+#endif
