@@ -141,7 +141,7 @@ static const char *const example_names[5] = {
 
 static void example_paths(char paths[5][512], const char *files[5])
 {
-	const char *dir = getenv("EPG_EXAMPLES") ? getenv("EPG_EXAMPLES") : "../shared/examples";
+	const char *dir = getenv("EPG_EXAMPLES") ? getenv("EPG_EXAMPLES") : "examples";
 	size_t i;
 
 	for (i = 0; i < 5; i++) {
@@ -167,7 +167,7 @@ static void test_examples(void)
 
 	example_paths(paths, files);
 	ret = epg_config_load_files(&cfg, files, 5, &err);
-	CHECK_EQ(ret, 0, "examples: %s", err.msg);
+	CHECK_EQ(ret, 0, "examples: %s (run from the repository root, or set EPG_EXAMPLES)", err.msg);
 	if (ret)
 		return;
 
