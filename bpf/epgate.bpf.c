@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
  * epgate datapath: the entry points only.
- *   parse -> classify (endpoint address?) -> decide (security group) -> count -> act
+ *   parse -> classify (endpoint address?) -> tracked flow? -> security group
+ *   -> count -> act
+ * XDP judges everything that arrives on an attached interface; tc egress
+ * judges what the host itself sends (forwarded packets were judged where
+ * they arrived).
  */
 #include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <xdp/xdp_helpers.h>
 #include "maps.h"
 #include "parse.h"
-#include "policy.h"
 #include "stats.h"
+#include "policy.h"
+#include "ct.h"
 
 static __always_inline const struct epg_addr_val *
 epg_classify(__u32 gen, __u32 family, const __u8 *addr)
@@ -23,18 +29,28 @@ epg_classify(__u32 gen, __u32 family, const __u8 *addr)
 	return bpf_map_lookup_elem(&epg_addr, &k);
 }
 
-/* Judge one frame; returns EPG_ACCEPT or EPG_DROP. Hook-independent. */
-static __always_inline int epg_judge(void *data, void *data_end)
+/*
+ * Decide on a parsed packet; returns EPG_ACCEPT or EPG_DROP. Hook-independent.
+ * A global function: the verifier checks it once, with the packet's fields
+ * unknown, instead of once per path through the parser (which, inlined,
+ * exceeds the 1M-instruction budget).
+ */
+__noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifindex)
 {
-	__u64 bytes = data_end - data;
+	const struct epg_ct_timeouts *tmo;
 	const struct epg_addr_val *ep;
 	const struct epg_meta *meta;
-	struct epg_pkt p = {};
-	__u32 zero = 0, gen = 0, dir, sel;
+	struct epg_ct_key ck = {};
+	struct epg_ct_val *flow;
+	__u32 zero = 0, gen = 0, dir, sel, rule;
+	int bit, tracked, src_lo = 0;
 	const __u8 *peer;
-	int rc, bit;
+	struct epg_pkt p;
+	__u64 now;
 
-	rc = epg_parse(&p, data, data_end);
+	if (!pkt)
+		return EPG_ACCEPT;
+	p = *pkt;
 	if (rc == EPG_PARSE_NOT_IP) {
 		epg_count_global(EPG_G_PASSTHROUGH, bytes);
 		epg_count_global(EPG_G_NOT_IP, bytes);
@@ -59,19 +75,45 @@ static __always_inline int epg_judge(void *data, void *data_end)
 		dir = EPG_DIR_EGRESS;
 		peer = p.daddr;
 	}
-
 	if (rc != EPG_PARSE_OK)
 		return epg_finish(ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
-	if (dir == EPG_DIR_EGRESS)
-		return epg_finish(ep->ep_slot, dir, EPG_R_NOT_ENFORCED, EPG_NO_RULE_SLOT, bytes);
+
+	/* A packet of a tracked flow passes whatever the rules say now. */
+	now = bpf_ktime_get_ns();
+	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
+	tracked = epg_ct_key_of(&ck, &p, &src_lo);
+	if (tracked) {
+		flow = epg_ct_lookup(&ck, now);
+		if (flow && p.proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
+		    (p.tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
+			/* a new connection reusing a closed one's ports */
+			bpf_map_delete_elem(&epg_ct, &ck);
+			flow = NULL;
+		}
+		if (flow) {
+			epg_ct_update(flow, &p, dir, src_lo == flow->init_lo, bytes, now, tmo);
+			return epg_finish(ep->ep_slot, dir, EPG_R_TRACKED, EPG_NO_RULE_SLOT, bytes);
+		}
+	}
+	if (epg_ct_related(&p, now))
+		return epg_finish(ep->ep_slot, dir, EPG_R_RELATED, EPG_NO_RULE_SLOT, bytes);
 
 	sel = epg_sel(ep->ruleset, gen, dir);
 	bit = epg_sg_match(sel, &p, peer);
-	if (bit < 0)
-		return epg_finish(ep->ep_slot, dir,
-				  p.frag == EPG_FRAG_LATER ? EPG_R_FRAGMENT : EPG_R_NO_RULE,
-				  EPG_NO_RULE_SLOT, bytes);
-	return epg_finish(ep->ep_slot, dir, EPG_R_RULE, epg_rule_slot(sel, bit), bytes);
+	if (bit < 0) {
+		if (p.frag == EPG_FRAG_LATER)
+			rc = EPG_R_FRAGMENT;
+		else if (p.proto == IPPROTO_TCP && !(p.tcp_flags & EPG_TCP_SYN))
+			rc = EPG_R_TCP_NO_FLOW;
+		else
+			rc = EPG_R_NO_RULE;
+		return epg_finish(ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+	}
+	rule = epg_rule_slot(sel, bit);
+	if (tracked && epg_ct_create(&ck, src_lo, &p, dir, ep->ep_slot, rule, ifindex,
+				     bytes, now, tmo))
+		return epg_finish(ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
+	return epg_finish(ep->ep_slot, dir, EPG_R_RULE, rule, bytes);
 }
 
 /* libxdp: run early, and let the next program run after our XDP_PASS. */
@@ -80,13 +122,51 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(epg_xdp);
 
+/* Parsing, also a global function of its own for the same reason. */
+__noinline int epg_parse_xdp(struct xdp_md *ctx, struct epg_pkt *p)
+{
+	if (!p)
+		return EPG_PARSE_NOT_IP;
+	return epg_parse(p, (void *)(long)ctx->data, (void *)(long)ctx->data_end);
+}
+
+__noinline int epg_parse_skb(struct __sk_buff *skb, struct epg_pkt *p)
+{
+	if (!p)
+		return EPG_PARSE_NOT_IP;
+	return epg_parse(p, (void *)(long)skb->data, (void *)(long)skb->data_end);
+}
+
 SEC("xdp")
 int epg_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = ctx->data_end - ctx->data;
+	struct epg_pkt p = {};
+	int rc = epg_parse_xdp(ctx, &p);
 
-	return epg_judge(data, data_end) == EPG_DROP ? XDP_DROP : XDP_PASS;
+	return epg_decide(&p, rc, bytes, ctx->ingress_ifindex) == EPG_DROP ?
+	       XDP_DROP : XDP_PASS;
+}
+
+/* Headers the parser may read: Ethernet, 2 VLAN tags, IPv6 with extension
+ * headers, L4 and an ICMP error's quote. Pulled into the linear area. */
+#define EPG_TC_PULL 256
+
+SEC("tc")
+int epg_tc_egress(struct __sk_buff *skb)
+{
+	struct epg_pkt p = {};
+	int rc;
+
+	if (skb->ingress_ifindex) {
+		/* forwarded: judged by XDP where it arrived */
+		epg_count_global(EPG_G_FORWARDED, skb->len);
+		return TC_ACT_OK;
+	}
+	bpf_skb_pull_data(skb, skb->len < EPG_TC_PULL ? skb->len : EPG_TC_PULL);
+	rc = epg_parse_skb(skb, &p);
+	return epg_decide(&p, rc, skb->len, skb->ifindex) == EPG_DROP ?
+	       TC_ACT_SHOT : TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";

@@ -85,6 +85,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_global SEC(".maps");
 
+/* Tracked flows. A plain hash, not LRU: when full, new flows are refused
+ * (conntrack_allowance_exceeded) and established ones are never evicted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_CT_MAX);
+	__type(key, struct epg_ct_key);
+	__type(value, struct epg_ct_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_ct SEC(".maps");
+
+/* Timeout sets, [gen * EPG_CT_PROFILES + profile]. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EPG_GENERATIONS * EPG_CT_PROFILES);
+	__type(key, __u32);
+	__type(value, struct epg_ct_timeouts);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_ct_prof SEC(".maps");
+
 /* Names for the counters: written by userspace, never read per packet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -49,7 +49,75 @@ struct epg_pkt {
 	__u8  daddr[16];
 	__u8  port[2];   /* destination port, or ICMP type, code */
 	__u8  sport[2];  /* source port, or ICMP echo id (for tracking) */
+	__u8  tcp_flags; /* FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32 */
+	__u8  icmp_err;  /* an ICMP error whose quoted header was read into inner */
+	__u8  pad2[2];
+	struct {         /* the quoted packet of an ICMP error, as it was sent */
+		__u8 saddr[16];
+		__u8 daddr[16];
+		__u8 sport[2];
+		__u8 dport[2];
+		__u8 proto;
+		__u8 pad[3];
+	} inner;
 };
+
+#define EPG_TCP_FIN 0x01
+#define EPG_TCP_SYN 0x02
+#define EPG_TCP_RST 0x04
+#define EPG_TCP_ACK 0x10
+
+static __always_inline int epg_icmp_is_echo(__u8 proto, __u8 type)
+{
+	return proto == IPPROTO_ICMP ? (type == 8 || type == 0) : (type == 128 || type == 129);
+}
+
+static __always_inline int epg_icmp_is_error(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type == 3 || type == 11 || type == 12;
+	return type >= 1 && type <= 4;
+}
+
+/* The quoted header of an ICMP error: IP header, then 8 bytes of L4. A quote
+ * that is cut short is simply not related to anything. */
+static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, void *data_end)
+{
+	__u8 *l4;
+
+	if (p->proto == IPPROTO_ICMP) {
+		struct iphdr *ip = q;
+
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+			return;
+		__builtin_memcpy(p->inner.saddr, &ip->saddr, 4);
+		__builtin_memcpy(p->inner.daddr, &ip->daddr, 4);
+		p->inner.proto = ip->protocol;
+		l4 = q + (ip->ihl & 0xf) * 4;
+	} else {
+		struct ipv6hdr *ip6 = q;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return;
+		__builtin_memcpy(p->inner.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->inner.daddr, &ip6->daddr, 16);
+		p->inner.proto = ip6->nexthdr;
+		l4 = (void *)(ip6 + 1);
+	}
+	if ((void *)(l4 + 8) > data_end)
+		return;
+	if (p->inner.proto == IPPROTO_ICMP || p->inner.proto == IPPROTO_ICMPV6) {
+		/* an echo: the identifier stands for both ports */
+		p->inner.sport[0] = p->inner.dport[0] = l4[4];
+		p->inner.sport[1] = p->inner.dport[1] = l4[5];
+	} else if (p->inner.proto == IPPROTO_TCP || p->inner.proto == IPPROTO_UDP) {
+		p->inner.sport[0] = l4[0];
+		p->inner.sport[1] = l4[1];
+		p->inner.dport[0] = l4[2];
+		p->inner.dport[1] = l4[3];
+	} /* other protocols are tracked without ports: leave them zero */
+	p->icmp_err = 1;
+}
 
 struct epg_vlan_hdr {
 	__be16 tci;
@@ -79,6 +147,7 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 			return EPG_R_TRUNCATED_L4;
 		__builtin_memcpy(p->port, &th->dest, 2);
 		__builtin_memcpy(p->sport, &th->source, 2);
+		p->tcp_flags = ((__u8 *)th)[13] & 0x3f;
 		p->has_ports = 1;
 		break;
 	}
@@ -106,6 +175,8 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 			p->sport[1] = ic[5];
 		}
 		p->has_ports = 1;
+		if (epg_icmp_is_error(p->proto, ic[0]))
+			epg_parse_icmp_inner(p, ic + 8, data_end);
 		break;
 	}
 	default:

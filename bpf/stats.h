@@ -34,9 +34,13 @@ static __always_inline int epg_finish(__u32 ep_slot, __u32 dir, __u32 reason,
 {
 	struct epg_ep_counters *ec = bpf_map_lookup_elem(&epg_ep_stats, &ep_slot);
 
-	if (ec && dir < EPG_DIR_MAX && reason < EPG_REASON_SLOTS) {
-		ec->c[dir][reason].packets++;
-		ec->c[dir][reason].bytes += bytes;
+	/* Masks, not comparisons: clang may index with an unchecked copy of a
+	 * compared register ("R0 unbounded memory access"). Both are in range. */
+	if (ec) {
+		struct epg_counter *c = &ec->c[dir & 1][reason & (EPG_REASON_SLOTS - 1)];
+
+		c->packets++;
+		c->bytes += bytes;
 	}
 	if (rule_slot != EPG_NO_RULE_SLOT) {
 		struct epg_counter *rc = bpf_map_lookup_elem(&epg_rule_stats, &rule_slot);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
@@ -87,7 +88,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, const char *sh
 
 	memcpy(opts + 3, extra, n_extra * sizeof(*extra));
 	snprintf(so, sizeof(so), "vh%s", shortopts);
-	optind = 1;
+	optind = 0; /* 0: GNU getopt starts over (permuting again) */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
 		switch (opt) {
@@ -367,11 +368,12 @@ static int cmd_status(int argc, char **argv)
 		for (size_t i = 0; i < s.n_ifaces; i++) {
 			const struct epg_iface_info *f = &s.ifaces[i].info;
 
-			json_array_append_new(ifs, json_pack("{s:s, s:i, s:s, s:s, s:s, s:i}",
+			json_array_append_new(ifs, json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:i}",
 				"interface", f->name, "ifindex", (int)s.ifaces[i].ifindex,
 				"mode", mode_name(f->mode), "hook", "xdp",
 				"attach", f->multiprog ? "libxdp-dispatcher" : "single-program",
-				"program_id", (int)f->prog_id));
+				"program_id", (int)f->prog_id,
+				"tc_egress_program_id", (int)f->tc_prog_id));
 		}
 		for (size_t i = 0; i < s.n_eps; i++) {
 			const struct epg_ep_snapshot *e = &s.eps[i];
@@ -396,9 +398,9 @@ static int cmd_status(int argc, char **argv)
 	for (size_t i = 0; i < s.n_ifaces; i++) {
 		const struct epg_iface_info *f = &s.ifaces[i].info;
 
-		printf("  %-16s xdp %-6s program %-6u %s\n", f->name, mode_name(f->mode),
-		       f->prog_id, f->multiprog ? "through libxdp's dispatcher" :
-		       "single program (libxdp's dispatcher is unavailable here)");
+		printf("  %-16s xdp %-6s program %-6u %s; tc egress program %u\n", f->name,
+		       mode_name(f->mode), f->prog_id, f->multiprog ? "through libxdp's dispatcher" :
+		       "single program (libxdp's dispatcher is unavailable here)", f->tc_prog_id);
 	}
 	printf("endpoints: %zu\n", s.n_eps);
 	for (size_t i = 0; i < s.n_eps; i++) {
@@ -516,6 +518,155 @@ static int cmd_stats(int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- conntrack ------------------------------------------------------------ */
+
+struct ct_print {
+	bool json;
+	json_t *arr;
+	struct epg_snapshot *s;
+	uint64_t now;
+	size_t n;
+};
+
+static const char *proto_label(uint8_t proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case 6: return "tcp";
+	case 17: return "udp";
+	case 1: return "icmp";
+	case 58: return "icmpv6";
+	}
+	snprintf(buf, len, "%u", proto);
+	return buf;
+}
+
+static void side_str(const struct epg_ct_key *k, bool lo, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+	uint16_t port = ntohs(lo ? k->lo_port : k->hi_port);
+
+	inet_ntop(k->family, lo ? k->lo_addr : k->hi_addr, a, sizeof(a));
+	if (k->family == AF_INET6)
+		snprintf(buf, len, "[%s]:%u", a, port);
+	else
+		snprintf(buf, len, "%s:%u", a, port);
+}
+
+static int print_flow(const struct epg_flow *f, void *ctx)
+{
+	struct ct_print *c = ctx;
+	const struct epg_ct_val *v = &f->val;
+	/* the initiator is the peer for ingress flows, the endpoint for egress */
+	bool ep_lo = v->init_dir == EPG_DIR_INGRESS ? !v->init_lo : v->init_lo;
+	char ep[64], peer[64], pb[8];
+	const char *ep_id = "";
+	uint64_t idle = c->now > v->last_seen_ns ? (c->now - v->last_seen_ns) / 1000000000ull : 0;
+
+	side_str(&f->key, ep_lo, ep, sizeof(ep));
+	side_str(&f->key, !ep_lo, peer, sizeof(peer));
+	for (size_t i = 0; i < c->s->n_eps; i++)
+		if (c->s->eps[i].slot == v->ep_slot)
+			ep_id = c->s->eps[i].info.endpoint_id;
+	c->n++;
+	if (c->json) {
+		json_array_append_new(c->arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"protocol", proto_label(f->key.proto, pb, sizeof(pb)),
+			"endpoint_id", ep_id, "endpoint", ep, "peer", peer,
+			"initiated", dir_name(v->init_dir), "state", epg_ct_state_name(v->state),
+			"idle_seconds", (json_int_t)idle, "timeout_seconds", (json_int_t)v->timeout_s,
+			"packets_in", (json_int_t)v->packets[EPG_DIR_INGRESS],
+			"packets_out", (json_int_t)v->packets[EPG_DIR_EGRESS],
+			"bytes_in", (json_int_t)v->bytes[EPG_DIR_INGRESS],
+			"bytes_out", (json_int_t)v->bytes[EPG_DIR_EGRESS]));
+		return 0;
+	}
+	printf("%-6s %-44s %-44s %-7s %-11s %7llu %8u %9llu/%-9llu %s\n",
+	       proto_label(f->key.proto, pb, sizeof(pb)), ep, peer,
+	       v->init_dir == EPG_DIR_INGRESS ? "in" : "out", epg_ct_state_name(v->state),
+	       (unsigned long long)idle, v->timeout_s,
+	       (unsigned long long)v->packets[EPG_DIR_INGRESS],
+	       (unsigned long long)v->packets[EPG_DIR_EGRESS], ep_id);
+	return 0;
+}
+
+static int conntrack_opt(int opt, const char *arg, void *ctx)
+{
+	bool *flags = ctx;
+
+	flags[opt == 'j' ? 0 : opt == 'e' ? 1 : 2] = true;
+	return 0;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmd_conntrack(int argc, char **argv)
+{
+	static const struct option extra[] = {
+		{ "json", no_argument, NULL, 'j' }, { "expire", no_argument, NULL, 'e' },
+		{ "flush", no_argument, NULL, 'f' }, { 0 } };
+	bool flags[3] = { false, false, false };
+	struct epg_error err = { "" };
+	struct ct_print c = { 0 };
+	struct epg_snapshot s;
+	struct epg_maps m;
+	int rc;
+
+	rc = parse_opts(find_cmd("conntrack"), argc, argv, "", extra, 4, conntrack_opt, flags);
+	if (rc >= 0)
+		return rc;
+	if (argc != optind)
+		return usage_error("conntrack", "unexpected argument '%s'", argv[optind]);
+	if (flags[1] && flags[2])
+		return usage_error("conntrack", "--expire and --flush exclude each other");
+	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), 0, &err);
+	if (rc)
+		return fail(rc, &err);
+	if (flags[1] || flags[2]) {
+		rc = epg_ct_expire(&m, monotonic_ns(), flags[2]);
+		epg_maps_close(&m);
+		if (rc < 0) {
+			fprintf(stderr, "epgate: cannot remove flows: %s\n", strerror(-rc));
+			return EXIT_FAILURE;
+		}
+		printf("removed %d %s flows\n", rc, flags[2] ? "tracked" : "idle");
+		return EXIT_SUCCESS;
+	}
+	rc = epg_snapshot_read(&m, &s, &err);
+	if (rc) {
+		epg_maps_close(&m);
+		return fail(rc, &err);
+	}
+	c.json = flags[0];
+	c.s = &s;
+	c.now = monotonic_ns();
+	if (c.json)
+		c.arr = json_array();
+	else
+		printf("%-6s %-44s %-44s %-7s %-11s %7s %8s %19s %s\n", "PROTO", "ENDPOINT SIDE",
+		       "PEER", "INIT", "STATE", "IDLE_S", "TIMEOUT", "PACKETS IN/OUT", "ENDPOINT");
+	rc = epg_ct_foreach(&m, print_flow, &c);
+	epg_snapshot_free(&s);
+	epg_maps_close(&m);
+	if (c.json) {
+		json_t *j = json_object();
+
+		json_object_set_new(j, "flows", c.arr);
+		json_object_set_new(j, "entries", json_integer((json_int_t)c.n));
+		json_object_set_new(j, "allowance_available",
+				    json_integer((json_int_t)(EPG_CT_MAX - c.n)));
+		return print_json(j);
+	}
+	printf("%zu flows tracked, %zu more allowed (conntrack_allowance_available)\n", c.n,
+	       (size_t)EPG_CT_MAX - c.n);
+	return rc ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* ---- the table of commands ---------------------------------------------- */
 
 static const struct cmd cmds[] = {
@@ -538,7 +689,15 @@ static const struct cmd cmds[] = {
 	  "whether libxdp's dispatcher is in use) and endpoints.\n" },
 	{ "stats", cmd_stats, "[--json] [--rules]",
 	  "Show packets and bytes per endpoint, direction, action and reason,\n"
-	  "and with --rules the hits of every security-group rule.\n" },
+	  "and with --rules the hits of every security-group rule (counted when a\n"
+	  "rule lets a flow in or out; later packets of the flow count as tracked).\n" },
+	{ "conntrack", cmd_conntrack, "[--json] [--expire | --flush]",
+	  "List the tracked flows: endpoint side, peer, who initiated, state, idle\n"
+	  "time and timeout, packets each way.\n"
+	  "  --expire  remove flows idle longer than their timeout now (the sweeper;\n"
+	  "            the datapath also removes an idle flow when it meets one)\n"
+	  "  --flush   remove every tracked flow: open connections are then judged\n"
+	  "            by the rules again, packet by packet\n" },
 };
 
 static const struct cmd *find_cmd(const char *name)

@@ -39,6 +39,8 @@
 #define EPG_SERVICE_LEN     128
 #define EPG_RULE_DESC_LEN   96
 #define EPG_GENERATIONS     2
+#define EPG_CT_MAX          262144                 /* tracked flows (the "allowance") */
+#define EPG_CT_PROFILES     64                     /* distinct timeout sets per generation */
 
 enum epg_dir {
 	EPG_DIR_INGRESS = 0, /* toward an endpoint address */
@@ -64,6 +66,10 @@ EPG_STATIC_ASSERT(EPG_R_COUNT <= EPG_REASON_SLOTS, "reasons outgrow their counte
 enum epg_global {
 	EPG_G_PASSTHROUGH = 0, /* not to or from an endpoint address: untouched */
 	EPG_G_NOT_IP      = 1, /* subset of passthrough: not IPv4/IPv6 (ARP, ...) */
+	EPG_G_CT_CREATED  = 2, /* flows created */
+	EPG_G_CT_EXCEEDED = 3, /* new flows refused: table full (conntrack_allowance_exceeded) */
+	EPG_G_CT_EXPIRED  = 4, /* flows removed by the datapath when found idle */
+	EPG_G_FORWARDED   = 5, /* tc egress: forwarded, judged where it arrived */
 	EPG_G_MAX         = 8
 };
 
@@ -90,10 +96,75 @@ struct epg_addr_key {
 };
 
 struct epg_addr_val {
-	__u32 ep_slot; /* index of epg_ep_stats / epg_ep_info */
-	__u32 ruleset; /* selector base: epg_sel(ruleset, gen, dir) */
-	__u32 flags;   /* reserved */
+	__u32 ep_slot;    /* index of epg_ep_stats / epg_ep_info */
+	__u32 ruleset;    /* selector base: epg_sel(ruleset, gen, dir) */
+	__u32 ct_profile; /* epg_ct_prof[gen * EPG_CT_PROFILES + ct_profile] */
 	__u32 pad;
+};
+
+/* Idle timeouts of tracked flows, in seconds, by state. Per interface from
+ * ConnectionTrackingConfiguration; the rest from the config document. */
+struct epg_ct_timeouts {
+	__u32 tcp_syn;         /* handshake not completed */
+	__u32 tcp_established; /* TcpEstablishedTimeout, 60..432000, default 432000 */
+	__u32 tcp_closing;     /* FIN seen */
+	__u32 tcp_closed;      /* RST seen */
+	__u32 udp;             /* UdpTimeout, 30..60, default 30 */
+	__u32 udp_stream;      /* UdpStreamTimeout, 60..180, default 180 */
+	__u32 icmp;
+	__u32 other;
+};
+
+/* Defaults, seconds: EC2's where it documents them, ours (README) elsewhere. */
+#define EPG_CT_DEFAULT_TCP_SYN          60
+#define EPG_CT_DEFAULT_TCP_ESTABLISHED  432000
+#define EPG_CT_DEFAULT_TCP_CLOSING      120
+#define EPG_CT_DEFAULT_TCP_CLOSED       10
+#define EPG_CT_DEFAULT_UDP              30
+#define EPG_CT_DEFAULT_UDP_STREAM       180
+#define EPG_CT_DEFAULT_ICMP             30
+#define EPG_CT_DEFAULT_OTHER            120
+
+enum epg_ct_state {
+	EPG_CT_TCP_SYN_SENT = 1,
+	EPG_CT_TCP_SYN_RECV = 2,
+	EPG_CT_TCP_ESTABLISHED = 3,
+	EPG_CT_TCP_CLOSING = 4,
+	EPG_CT_TCP_CLOSED = 5,
+	EPG_CT_UDP = 6,        /* one direction, or one request and one response */
+	EPG_CT_UDP_STREAM = 7, /* replies seen more than once */
+	EPG_CT_ICMP = 8,
+	EPG_CT_OTHER = 9,
+};
+
+/* A tracked flow, keyed so that both directions find one entry: the side
+ * with the lower (address, port) is "lo". Ports: TCP/UDP ports, the ICMP
+ * echo identifier on both sides, zero for other protocols. */
+struct epg_ct_key {
+	__u8  lo_addr[16];
+	__u8  hi_addr[16];
+	__be16 lo_port;
+	__be16 hi_port;
+	__u8  proto;
+	__u8  family;
+	__u16 pad;
+};
+
+struct epg_ct_val {
+	__u64 created_ns;   /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 last_seen_ns;
+	__u64 packets[EPG_DIR_MAX]; /* endpoint view: [ingress], [egress]; atomic adds */
+	__u64 bytes[EPG_DIR_MAX];
+	__u32 ep_slot;
+	__u32 rule_slot;    /* the rule that allowed the first packet */
+	__u32 timeout_s;    /* idle timeout of the current state */
+	__u32 ifindex;      /* where the first packet was seen */
+	__u8  state;        /* enum epg_ct_state */
+	__u8  init_dir;     /* enum epg_dir of the first packet */
+	__u8  init_lo;      /* 1: the initiator is the lo side of the key */
+	__u8  replies;      /* packets from the responder, saturating at 255 */
+	__u8  tcp_flags[EPG_DIR_MAX]; /* OR of TCP flags seen, per direction */
+	__u8  pad[2];
 };
 
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */
@@ -168,14 +239,17 @@ enum epg_attach_mode {
 
 struct epg_iface_info {
 	char  name[16];
-	__u32 mode;      /* enum epg_attach_mode */
-	__u32 multiprog; /* 1: through libxdp's dispatcher; 0: as the only program */
-	__u32 prog_id;   /* the program judging packets (ours, or the dispatcher) */
-	__u32 pad;
+	__u32 mode;        /* enum epg_attach_mode */
+	__u32 multiprog;   /* 1: through libxdp's dispatcher; 0: as the only program */
+	__u32 prog_id;     /* our XDP program */
+	__u32 tc_prog_id;  /* our tc egress program, 0 if none */
 	__u64 attach_time_ns;
 };
 #define EPG_MAX_IFACES 256
 
+EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 72, "epg_ct_val layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_ct_timeouts) == 32, "epg_ct_timeouts layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 40, "epg_iface_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 24, "epg_meta layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_key) == 24, "epg_addr_key layout");

@@ -23,6 +23,8 @@ struct pkt_spec {
 	int v6_frag_hdr;       /* IPv6: add a fragment header */
 	int v6_ext;            /* IPv6: number of hop-by-hop/dest-opts headers before L4 */
 	int payload;           /* bytes of payload after L4 */
+	uint8_t tcp_flags;     /* TCP: flags to send (0 = SYN) */
+	const struct pkt_spec *quote; /* ICMP error: the packet it quotes */
 };
 
 struct pkt {
@@ -37,6 +39,9 @@ static inline void put16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+struct pkt;
+static inline void pkt_build(struct pkt *k, const struct pkt_spec *s);
+
 static inline size_t l4_write(const struct pkt_spec *s, uint8_t *p)
 {
 	switch (s->proto) {
@@ -44,7 +49,7 @@ static inline size_t l4_write(const struct pkt_spec *s, uint8_t *p)
 		put16(p, s->sport);
 		put16(p + 2, s->dport);
 		p[12] = (uint8_t)((s->tcp_doff ? s->tcp_doff : 5) << 4);
-		p[13] = 0x02; /* SYN */
+		p[13] = s->tcp_flags ? s->tcp_flags : 0x02; /* SYN */
 		return 20;
 	case IPPROTO_UDP:
 		put16(p, s->sport);
@@ -55,6 +60,16 @@ static inline size_t l4_write(const struct pkt_spec *s, uint8_t *p)
 		p[0] = s->icmp_type;
 		p[1] = s->icmp_code;
 		put16(p + 4, 0x1234); /* echo id */
+		if (s->quote) {
+			/* the quoted packet's IP header and first 8 bytes of L4 */
+			struct pkt q;
+			size_t n;
+
+			pkt_build(&q, s->quote);
+			n = q.l4_off + 8 - q.l3_off;
+			memcpy(p + 8, q.buf + q.l3_off, n);
+			return 8 + n;
+		}
 		return 8;
 	default:
 		return 4;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -42,7 +43,10 @@ static const char *policy_json =
 	"    {\"IpProtocol\": \"icmpv6\", \"FromPort\": 128, \"ToPort\": -1, \"Ipv6Ranges\": [{\"CidrIpv6\": \"fd00::/8\"}]},"
 	"    {\"IpProtocol\": \"47\", \"FromPort\": 5, \"ToPort\": 6, \"IpRanges\": [{\"CidrIp\": \"198.18.7.7/32\"}]},"
 	"    {\"IpProtocol\": \"6\", \"FromPort\": 1000, \"ToPort\": 2000, \"Ipv6Ranges\": [{\"CidrIpv6\": \"fd00:1::/64\"}]}"
-	"  ], \"IpPermissionsEgress\": []},"
+	"  ], \"IpPermissionsEgress\": ["
+	"    {\"IpProtocol\": \"tcp\", \"FromPort\": 5432, \"ToPort\": 5432, \"IpRanges\": [{\"CidrIp\": \"198.18.40.0/24\"}],"
+	"     \"Ipv6Ranges\": [{\"CidrIpv6\": \"fd00:40::/64\"}]}"
+	"  ]},"
 	"  {\"GroupId\": \"sg-b\", \"IpPermissions\": ["
 	"    {\"IpProtocol\": \"tcp\", \"FromPort\": 22, \"ToPort\": 22, \"IpRanges\": [{\"CidrIp\": \"198.18.5.5/32\"}]},"
 	"    {\"IpProtocol\": \"-1\", \"UserIdGroupPairs\": [{\"GroupId\": \"sg-members\"}]},"
@@ -55,6 +59,16 @@ static const char *policy_json =
 	"],"
 	"\"PrefixLists\": [{\"PrefixListId\": \"pl-x\", \"Entries\": [{\"Cidr\": \"198.19.1.0/24\"}]}]"
 	"}";
+
+/* The same policy with sg-a's "tcp 443" rule changed to 444. */
+static char *policy_without_443(void)
+{
+	char *p = strdup(policy_json), *at = strstr(p, "\"FromPort\": 443, \"ToPort\": 443");
+
+	if (at)
+		memcpy(at, "\"FromPort\": 444, \"ToPort\": 444", 30);
+	return p;
+}
 
 static struct epgate_bpf *skel;
 static struct epg_maps maps;
@@ -159,15 +173,31 @@ static uint64_t passthrough(void)
 	return c.packets;
 }
 
+/* Which hook runs the frame: XDP, or tc egress for a locally originated or
+ * a forwarded packet. */
+enum hook { HOOK_XDP, HOOK_TC_LOCAL, HOOK_TC_FORWARDED };
+static enum hook hook = HOOK_XDP;
+
 static int run_frame(const void *frame, size_t len, uint32_t *retval)
 {
+	struct __sk_buff skb = { .ingress_ifindex = hook == HOOK_TC_FORWARDED ? 1 : 0 };
 	LIBBPF_OPTS(bpf_test_run_opts, topts, .data_in = frame,
 		    .data_size_in = (uint32_t)len, .repeat = 1);
-	int rc = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.epg_xdp), &topts);
+	int fd = bpf_program__fd(skel->progs.epg_xdp), rc;
 
+	if (hook != HOOK_XDP) {
+		fd = bpf_program__fd(skel->progs.epg_tc_egress);
+		topts.ctx_in = &skb;
+		topts.ctx_size_in = sizeof(skb);
+	}
+	rc = bpf_prog_test_run_opts(fd, &topts);
 	*retval = topts.retval;
 	return rc;
 }
+
+/* The verdict a hook returns for accept / drop. */
+static int accept_code(void) { return hook == HOOK_XDP ? XDP_PASS : 0 /* TC_ACT_OK */; }
+static int drop_code(void) { return hook == HOOK_XDP ? XDP_DROP : 2 /* TC_ACT_SHOT */; }
 
 static uint64_t all_ep_total(void)
 {
@@ -196,8 +226,8 @@ static void expect_frame(const char *name, const void *frame, size_t len, int xd
 		CHECK(rslot >= 0, "%s: rule '%s' exists", name, rule);
 	rc = run_frame(frame, len, &retval);
 	CHECK_EQ(rc, 0, "%s: BPF_PROG_TEST_RUN", name);
-	CHECK_EQ(retval, xdp, "%s: verdict (%s expected)", name,
-		 xdp == XDP_PASS ? "XDP_PASS" : "XDP_DROP");
+	CHECK_EQ(retval, xdp == XDP_PASS ? accept_code() : drop_code(), "%s: verdict (%s expected)",
+		 name, xdp == XDP_PASS ? "accept" : "drop");
 	if (kind == EXP_PASSTHROUGH) {
 		CHECK_EQ(passthrough() - pt_before, 1, "%s: pass-through counted once", name);
 		CHECK_EQ(all_ep_total() - tot_before, 0, "%s: no endpoint counter moved", name);
@@ -212,10 +242,16 @@ static void expect_frame(const char *name, const void *frame, size_t len, int xd
 		CHECK_EQ(rule_count(rslot) - r_before, 1, "%s: rule '%s' hit once", name, rule);
 }
 
+static void ct_flush(void)
+{
+	CHECK(epg_ct_expire(&maps, 0, true) >= 0, "flush the flow table");
+}
+
 static void run_case(const struct dp_case *c)
 {
 	struct pkt k;
 
+	ct_flush(); /* each case of the table stands alone */
 	pkt_build(&k, &c->spec);
 	expect_frame(c->name, k.buf, k.len, c->xdp, c->kind, c->ep, c->dir, c->reason, c->rule);
 }
@@ -265,7 +301,10 @@ static const struct dp_case cases[] = {
 	{ "not an endpoint address", TCP4("198.18.1.1", "198.18.99.99", 443), PASSTHROUGH },
 	{ "not an endpoint address, v6", TCP6("fd00:1::1", "fd00:99::99", 443), PASSTHROUGH },
 	{ "ARP", { .family = 0 }, PASSTHROUGH },
-	{ "from the endpoint: egress not enforced here", TCP4(A4, "198.18.1.1", 40000), XDP_PASS, EXP_ENDPOINT, "vpce-aaaa", EPG_DIR_EGRESS, EPG_R_NOT_ENFORCED, NULL },
+	{ "from the endpoint, no outbound rule", TCP4(A4, "198.18.1.1", 40000), XDP_DROP, EXP_ENDPOINT, "vpce-aaaa", EPG_DIR_EGRESS, EPG_R_NO_RULE, NULL },
+	{ "from the endpoint, outbound rule", TCP4(A4, "198.18.40.9", 5432), XDP_PASS, EXP_ENDPOINT, "vpce-aaaa", EPG_DIR_EGRESS, EPG_R_RULE, "sg-a|tcp 5432 to 198.18.40.0/24" },
+	{ "from the endpoint, outbound rule, v6", TCP6(A6, "fd00:40::9", 5432), XDP_PASS, EXP_ENDPOINT, "vpce-aaaa", EPG_DIR_EGRESS, EPG_R_RULE, "sg-a|tcp 5432 to fd00:40::/64" },
+	{ "endpoint without outbound rules", TCP4(B4, "198.18.40.9", 5432), XDP_DROP, EXP_ENDPOINT, "vpce-bbbb", EPG_DIR_EGRESS, EPG_R_NO_RULE, NULL },
 	{ "one VLAN tag", { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP, .dport = 443, .vlans = 1 }, ACCEPT("vpce-aaaa", "sg-a|tcp 443 from 198.18.0.0/16") },
 	{ "two VLAN tags (802.1ad)", { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP, .dport = 444, .vlans = 2 }, DENY("vpce-aaaa") },
 	{ "two VLAN tags, v6", { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP, .dport = 1500, .vlans = 2 }, ACCEPT("vpce-aaaa", "sg-a|tcp 1000-2000 from fd00:1::/64") },
@@ -336,14 +375,299 @@ static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
-static int setup(void)
+static int apply_json(const char *json);
+
+/* ---- connection tracking: sequences, not isolated frames ---------------- */
+
+static void step(const char *name, const struct pkt_spec *spec, int verdict, const char *ep,
+		 int dir, int reason, const char *rule)
+{
+	struct pkt k;
+
+	pkt_build(&k, spec);
+	expect_frame(name, k.buf, k.len, verdict, EXP_ENDPOINT, ep, dir, reason, rule);
+}
+
+static struct pkt_spec tcp4(const char *s, uint16_t sp, const char *d, uint16_t dp, uint8_t flags)
+{
+	struct pkt_spec x = { .family = AF_INET, .src = s, .dst = d, .proto = IPPROTO_TCP,
+			      .sport = sp, .dport = dp, .tcp_flags = flags };
+	return x;
+}
+
+static struct pkt_spec udp4(const char *s, uint16_t sp, const char *d, uint16_t dp)
+{
+	struct pkt_spec x = { .family = AF_INET, .src = s, .dst = d, .proto = IPPROTO_UDP,
+			      .sport = sp, .dport = dp };
+	return x;
+}
+
+/* The flow of a packet spec, read from the map. */
+static int flow_of(const struct pkt_spec *spec, struct epg_flow *out)
+{
+	struct flow_find { const struct pkt_spec *spec; struct epg_flow *out; int found; } f = { spec, out, 0 };
+	uint8_t a[16] = { 0 }, b[16] = { 0 };
+
+	inet_pton(spec->family, spec->src, a);
+	inet_pton(spec->family, spec->dst, b);
+	for (int lo = 0; lo < 2; lo++) {
+		struct epg_ct_key k = { .proto = spec->proto, .family = (uint8_t)spec->family };
+
+		memcpy(k.lo_addr, lo ? b : a, 16);
+		memcpy(k.hi_addr, lo ? a : b, 16);
+		k.lo_port = htons(lo ? spec->dport : spec->sport);
+		k.hi_port = htons(lo ? spec->sport : spec->dport);
+		if (!bpf_map_lookup_elem(maps.ct, &k, &out->val)) {
+			out->key = k;
+			f.found = 1;
+			break;
+		}
+	}
+	return f.found ? 0 : -ENOENT;
+}
+
+#define SYN 0x02
+#define ACK 0x10
+#define SYNACK 0x12
+#define FIN 0x01
+#define PSHACK 0x18
+#define IN EPG_DIR_INGRESS
+#define OUT EPG_DIR_EGRESS
+
+static void conntrack_tests(void)
+{
+	struct pkt_spec syn = tcp4("198.18.1.1", 40000, A4, 443, SYN);
+	struct pkt_spec synack = tcp4(A4, 443, "198.18.1.1", 40000, SYNACK);
+	struct pkt_spec ack = tcp4("198.18.1.1", 40000, A4, 443, ACK);
+	struct pkt_spec data_out = tcp4(A4, 443, "198.18.1.1", 40000, PSHACK);
+	struct epg_flow f;
+	char *narrowed;
+
+	ct_flush();
+	step("inbound SYN allowed by a rule", &syn, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 443 from 198.18.0.0/16");
+	CHECK_EQ(flow_of(&syn, &f), 0, "the SYN created a flow");
+	CHECK_EQ(f.val.state, EPG_CT_TCP_SYN_SENT, "flow in syn_sent");
+	CHECK_EQ(f.val.timeout_s, EPG_CT_DEFAULT_TCP_SYN, "handshake timeout");
+	step("SYN-ACK leaves though no outbound rule allows it", &synack, XDP_PASS, "vpce-aaaa",
+	     OUT, EPG_R_TRACKED, NULL);
+	step("ACK completes the handshake", &ack, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED, NULL);
+	CHECK_EQ(flow_of(&syn, &f), 0, "flow still there");
+	CHECK_EQ(f.val.state, EPG_CT_TCP_ESTABLISHED, "flow established");
+	CHECK_EQ(f.val.timeout_s, EPG_CT_DEFAULT_TCP_ESTABLISHED, "established timeout: EC2's default");
+	CHECK_EQ(f.val.packets[IN], 2, "two packets in");
+	CHECK_EQ(f.val.packets[OUT], 1, "one packet out");
+	CHECK_EQ(f.val.tcp_flags[IN], SYN | ACK, "flags seen inbound");
+	step("data from the endpoint", &data_out, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+
+	/* A rule removed while a connection is open: it goes on, new ones do not. */
+	narrowed = policy_without_443();
+	CHECK_EQ(apply_json(narrowed), 0, "apply the policy without the tcp 443 rule");
+	free(narrowed);
+	step("established flow survives the rule's removal", &ack, XDP_PASS, "vpce-aaaa", IN,
+	     EPG_R_TRACKED, NULL);
+	struct pkt_spec syn2 = tcp4("198.18.1.1", 40001, A4, 443, SYN);
+	step("a new connection is refused", &syn2, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	CHECK_EQ(apply_json(policy_json), 0, "apply the first policy again");
+
+	/* FIN moves it to closing, a SYN on a closed flow's ports starts anew. */
+	struct pkt_spec fin = tcp4("198.18.1.1", 40000, A4, 443, FIN | ACK);
+	step("FIN", &fin, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED, NULL);
+	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_CLOSING, "flow closing");
+	step("SYN reusing the closed flow's ports is judged anew", &syn, XDP_PASS, "vpce-aaaa",
+	     IN, EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
+	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_SYN_SENT, "flow restarted");
+
+	/* Non-SYN packets of unknown flows. */
+	ct_flush();
+	struct pkt_spec mid = tcp4("198.18.1.1", 40002, A4, 443, ACK);
+	step("mid-stream ACK that a rule allows is picked up", &mid, XDP_PASS, "vpce-aaaa", IN,
+	     EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
+	CHECK(flow_of(&mid, &f) == 0 && f.val.state == EPG_CT_TCP_ESTABLISHED, "picked up as established");
+	struct pkt_spec stray = tcp4("198.18.1.1", 40002, A4, 444, ACK);
+	step("ACK of no flow and no rule", &stray, XDP_DROP, "vpce-aaaa", IN, EPG_R_TCP_NO_FLOW, NULL);
+	struct pkt_spec stray_out = tcp4(A4, 443, "198.18.1.1", 40009, SYNACK);
+	step("SYN-ACK out of no flow", &stray_out, XDP_DROP, "vpce-aaaa", OUT, EPG_R_NO_RULE, NULL);
+
+	/* Endpoint-initiated: the server's replies get in without an inbound rule. */
+	ct_flush();
+	struct pkt_spec osyn = tcp4(A4, 40000, "198.18.40.1", 5432, SYN);
+	struct pkt_spec osynack = tcp4("198.18.40.1", 5432, A4, 40000, SYNACK);
+	struct pkt_spec oack = tcp4(A4, 40000, "198.18.40.1", 5432, ACK);
+	step("outbound SYN allowed by an outbound rule", &osyn, XDP_PASS, "vpce-aaaa", OUT,
+	     EPG_R_RULE, "sg-a|tcp 5432 to 198.18.40.0/24");
+	step("server's SYN-ACK is let in", &osynack, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED, NULL);
+	step("ACK", &oack, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+	CHECK(flow_of(&osyn, &f) == 0 && f.val.state == EPG_CT_TCP_ESTABLISHED &&
+	      f.val.init_dir == OUT, "outbound flow established");
+	struct pkt_spec osyn_bad = tcp4(A4, 40000, "198.18.41.1", 5432, SYN);
+	step("outbound SYN elsewhere refused", &osyn_bad, XDP_DROP, "vpce-aaaa", OUT, EPG_R_NO_RULE, NULL);
+
+	/* ICMP errors quoting a tracked flow (path MTU discovery). */
+	struct pkt_spec quoted = osyn, unknown = osyn;
+	unknown.dport = 5433;
+	struct pkt_spec frag_needed = { .family = AF_INET, .src = "198.18.99.1", .dst = A4,
+					.proto = IPPROTO_ICMP, .icmp_type = 3, .icmp_code = 4,
+					.quote = &quoted };
+	step("ICMP fragmentation-needed for a tracked flow", &frag_needed, XDP_PASS, "vpce-aaaa",
+	     IN, EPG_R_RELATED, NULL);
+	frag_needed.quote = &unknown;
+	step("ICMP error quoting no flow", &frag_needed, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	struct pkt_spec o6 = { .family = AF_INET6, .src = A6, .dst = "fd00:40::1", .proto = IPPROTO_TCP,
+			       .sport = 40000, .dport = 5432 };
+	step("outbound v6 SYN", &o6, XDP_PASS, "vpce-aaaa", OUT, EPG_R_RULE, "sg-a|tcp 5432 to fd00:40::/64");
+	struct pkt_spec too_big = { .family = AF_INET6, .src = "fd00:99::1", .dst = A6,
+				    .proto = IPPROTO_ICMPV6, .icmp_type = 2, .quote = &o6 };
+	step("ICMPv6 packet-too-big for a tracked flow", &too_big, XDP_PASS, "vpce-aaaa", IN,
+	     EPG_R_RELATED, NULL);
+	struct pkt_spec unreachable = { .family = AF_INET6, .src = "fd00:99::1", .dst = A6,
+					.proto = IPPROTO_ICMPV6, .icmp_type = 1, .quote = &syn };
+	step("ICMPv6 error quoting an IPv4 flow", &unreachable, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_NO_RULE, NULL);
+
+	/* UDP: one request/response, then a stream; expiry. */
+	ct_flush();
+	struct pkt_spec q = udp4("198.18.5.9", 5000, A4, 53), r = udp4(A4, 53, "198.18.5.9", 5000);
+	step("UDP request", &q, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|udp 53 from 198.18.5.0/24");
+	step("UDP response", &r, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+	CHECK(flow_of(&q, &f) == 0 && f.val.state == EPG_CT_UDP && f.val.timeout_s == EPG_CT_DEFAULT_UDP,
+	      "one response: udp timeout");
+	step("UDP second response", &r, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+	CHECK(flow_of(&q, &f) == 0 && f.val.state == EPG_CT_UDP_STREAM &&
+	      f.val.timeout_s == EPG_CT_DEFAULT_UDP_STREAM, "replies more than once: udp stream timeout");
+	/* age it past its timeout */
+	CHECK_EQ(flow_of(&q, &f), 0, "flow found");
+	f.val.last_seen_ns -= (uint64_t)(f.val.timeout_s + 1) * 1000000000ull;
+	CHECK_EQ(bpf_map_update_elem(maps.ct, &f.key, &f.val, BPF_EXIST), 0, "age the flow");
+	step("a response after the timeout is judged by the rules", &r, XDP_DROP, "vpce-aaaa", OUT,
+	     EPG_R_NO_RULE, NULL);
+	CHECK(flow_of(&q, &f) != 0, "the idle flow was removed by the datapath");
+	step("UDP request again", &q, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|udp 53 from 198.18.5.0/24");
+	CHECK_EQ(flow_of(&q, &f), 0, "flow found");
+	f.val.last_seen_ns -= (uint64_t)(f.val.timeout_s + 1) * 1000000000ull;
+	bpf_map_update_elem(maps.ct, &f.key, &f.val, BPF_EXIST);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	CHECK_EQ(epg_ct_expire(&maps, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec, false), 1,
+		 "the sweeper removes exactly the idle flow");
+
+	/* ICMP echo: tracked by identifier. */
+	ct_flush();
+	struct pkt_spec echo = ICMP4("198.18.1.1", A4, 8, 0), reply = ICMP4(A4, "198.18.1.1", 0, 0);
+	step("echo request", &echo, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|icmp type 8 from 198.18.0.0/15");
+	step("echo reply leaves", &reply, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+	struct pkt_spec echo6 = ICMP6("fd00:99::1", A6, 128, 0), reply6 = ICMP6(A6, "fd00:99::1", 129, 0);
+	step("v6 echo request", &echo6, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|icmpv6 type 128 from fd00::/8");
+	step("v6 echo reply leaves", &reply6, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+
+	/* Other protocols: by addresses and protocol. */
+	struct pkt_spec gre = { .family = AF_INET, .src = "198.18.7.7", .dst = A4, .proto = 47 };
+	struct pkt_spec gre_back = { .family = AF_INET, .src = A4, .dst = "198.18.7.7", .proto = 47 };
+	step("GRE in", &gre, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|proto 47 from 198.18.7.7/32");
+	step("GRE back out", &gre_back, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+}
+
+/* A full table refuses new flows and keeps the established ones. */
+static void allowance_tests(void)
+{
+	struct pkt_spec syn = tcp4("198.18.1.1", 41000, A4, 443, SYN);
+	struct pkt_spec ack = tcp4("198.18.1.1", 41000, A4, 443, ACK);
+	struct pkt_spec fresh = tcp4("198.18.1.1", 41001, A4, 443, SYN);
+	struct epg_ct_val v = { .state = EPG_CT_UDP, .timeout_s = 3600 };
+	struct epg_counter before, after;
+	struct timespec now;
+	uint32_t i, filled = 0;
+
+	ct_flush();
+	step("a flow before the table fills", &syn, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 443 from 198.18.0.0/16");
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	v.last_seen_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	for (i = 0; i < EPG_CT_MAX + 10; i++) {
+		struct epg_ct_key k = { .proto = IPPROTO_UDP, .family = AF_INET, .lo_port = 1 };
+
+		memcpy(k.lo_addr, &i, sizeof(i));
+		if (bpf_map_update_elem(maps.ct, &k, &v, BPF_NOEXIST))
+			break;
+		filled++;
+	}
+	CHECK_EQ(filled, EPG_CT_MAX - 1, "the table takes EPG_CT_MAX flows in all");
+	sum_percpu(maps.global, EPG_G_CT_EXCEEDED, &before, sizeof(before));
+	step("a new flow when the table is full", &fresh, XDP_DROP, "vpce-aaaa", IN, EPG_R_CT_FULL, NULL);
+	sum_percpu(maps.global, EPG_G_CT_EXCEEDED, &after, sizeof(after));
+	CHECK_EQ(after.packets - before.packets, 1, "conntrack_allowance_exceeded counted");
+	step("the established flow goes on", &ack, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED, NULL);
+	ct_flush();
+	CHECK_EQ(epg_ct_count(&maps), 0, "flush empties the table");
+}
+
+/* tc egress: judges what the host sends itself; forwarded packets pass. */
+static void tc_tests(void)
+{
+	struct pkt_spec syn = tcp4("198.18.1.1", 42000, A4, 443, SYN);
+	struct pkt_spec synack = tcp4(A4, 443, "198.18.1.1", 42000, SYNACK);
+	struct pkt_spec out_bad = tcp4(A4, 42001, "198.18.1.1", 80, SYN);
+	struct pkt_spec out_ok = tcp4(A4, 42002, "198.18.40.7", 5432, SYN);
+	struct epg_counter before, after;
+	struct pkt k;
+
+	ct_flush();
+	step("inbound SYN through XDP", &syn, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 443 from 198.18.0.0/16");
+	hook = HOOK_TC_LOCAL;
+	step("tc: the local endpoint's SYN-ACK is tracked", &synack, XDP_PASS, "vpce-aaaa", OUT,
+	     EPG_R_TRACKED, NULL);
+	step("tc: a local connection no outbound rule allows", &out_bad, XDP_DROP, "vpce-aaaa", OUT,
+	     EPG_R_NO_RULE, NULL);
+	step("tc: a local connection an outbound rule allows", &out_ok, XDP_PASS, "vpce-aaaa", OUT,
+	     EPG_R_RULE, "sg-a|tcp 5432 to 198.18.40.0/24");
+	struct pkt_spec to_ep = tcp4("198.18.1.1", 42003, A4, 80, SYN);
+	step("tc: the host sending to an endpoint address is ingress", &to_ep, XDP_DROP, "vpce-aaaa",
+	     IN, EPG_R_NO_RULE, NULL);
+	hook = HOOK_TC_FORWARDED;
+	sum_percpu(maps.global, EPG_G_FORWARDED, &before, sizeof(before));
+	uint64_t tot = all_ep_total();
+	pkt_build(&k, &out_bad);
+	uint32_t retval = 99;
+	CHECK_EQ(run_frame(k.buf, k.len, &retval), 0, "tc: run a forwarded packet");
+	CHECK_EQ(retval, 0, "tc: a forwarded packet passes (judged where it arrived)");
+	sum_percpu(maps.global, EPG_G_FORWARDED, &after, sizeof(after));
+	CHECK_EQ(after.packets - before.packets, 1, "tc: counted as forwarded");
+	CHECK_EQ(all_ep_total() - tot, 0, "tc: not counted for the endpoint again");
+	hook = HOOK_XDP;
+}
+
+static int apply_json(const char *json)
 {
 	const char *nm[] = { "policy.json" };
-	const char *bufs[] = { policy_json };
-	size_t lens[] = { strlen(policy_json) };
+	const char *bufs[] = { json };
+	size_t lens[] = { strlen(json) };
 	struct epg_config cfg = { 0 };
 	struct epg_error err = { "" };
 	struct epg_plan plan;
+	int rc;
+
+	rc = epg_config_load_buffers(&cfg, nm, bufs, lens, 1, &err);
+	if (rc) {
+		fprintf(stderr, "config: %s\n", err.msg);
+		return rc;
+	}
+	rc = epg_compile(&cfg, &plan, &err);
+	if (!rc) {
+		rc = epg_policy_apply(&maps, &plan, &err);
+		epg_plan_free(&plan);
+	}
+	epg_config_free(&cfg);
+	if (rc) {
+		fprintf(stderr, "apply: %s\n", err.msg);
+		return rc;
+	}
+	epg_snapshot_free(&names);
+	return epg_snapshot_read(&maps, &names, &err);
+}
+
+static int setup(void)
+{
 	struct bpf_map *map;
 	int rc;
 
@@ -369,25 +693,12 @@ static int setup(void)
 	maps.ep_info = bpf_map__fd(skel->maps.epg_ep_info);
 	maps.rule_info = bpf_map__fd(skel->maps.epg_rule_info);
 	maps.ifaces = bpf_map__fd(skel->maps.epg_ifaces);
+	maps.ct = bpf_map__fd(skel->maps.epg_ct);
+	maps.ct_prof = bpf_map__fd(skel->maps.epg_ct_prof);
 	maps.lock_fd = -1;
 	snprintf(maps.pin_dir, sizeof(maps.pin_dir), "(test)");
 
-	rc = epg_config_load_buffers(&cfg, nm, bufs, lens, 1, &err);
-	if (rc) {
-		fprintf(stderr, "config: %s\n", err.msg);
-		return rc;
-	}
-	rc = epg_compile(&cfg, &plan, &err);
-	if (!rc) {
-		rc = epg_policy_apply(&maps, &plan, &err);
-		epg_plan_free(&plan);
-	}
-	epg_config_free(&cfg);
-	if (rc) {
-		fprintf(stderr, "apply: %s\n", err.msg);
-		return rc;
-	}
-	return epg_snapshot_read(&maps, &names, &err);
+	return apply_json(policy_json);
 }
 
 int main(void)
@@ -422,6 +733,10 @@ int main(void)
 	short_l4("udp4", u4, 8);
 	short_l4("icmp4", i4, 4);
 	short_l4("icmpv6", i6, 4);
+
+	conntrack_tests();
+	allowance_tests();
+	tc_tests();
 
 	epg_snapshot_free(&names);
 	epgate_bpf__destroy(skel);

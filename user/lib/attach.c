@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
@@ -72,11 +73,66 @@ static uint32_t attached_prog_id(uint32_t ifindex, const struct epg_iface_info *
 	return id;
 }
 
+/* tc egress: a clsact filter at our own handle and priority, so that it
+ * neither replaces nor is replaced by anyone else's. */
+#define EPG_TC_HANDLE 0xe9a7
+#define EPG_TC_PRIO   0xe9a7
+
+static uint32_t prog_id_of_fd(int fd)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+static int tc_attach(uint32_t ifindex, int prog_fd)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .handle = EPG_TC_HANDLE,
+		    .priority = EPG_TC_PRIO);
+	int rc = bpf_tc_hook_create(&hook);
+
+	if (rc && rc != -EEXIST)
+		return rc;
+	rc = bpf_tc_attach(&hook, &opts);
+	if (rc == -EEXIST) {
+		/* ours, left by an epgate that died: replace it */
+		LIBBPF_OPTS(bpf_tc_opts, q, .handle = EPG_TC_HANDLE, .priority = EPG_TC_PRIO);
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (bpf_tc_query(&hook, &q))
+			return -EEXIST;
+		fd = bpf_prog_get_fd_by_id(q.prog_id);
+		if (fd < 0)
+			return -EEXIST;
+		rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+		if (rc || strcmp(info.name, "epg_tc_egress"))
+			return -EEXIST;
+		opts.flags = BPF_TC_F_REPLACE;
+		rc = bpf_tc_attach(&hook, &opts);
+	}
+	return rc;
+}
+
+static int tc_detach(uint32_t ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EPG_TC_HANDLE, .priority = EPG_TC_PRIO);
+	int rc = bpf_tc_detach(&hook, &opts);
+
+	return rc == -ENOENT || rc == -EINVAL ? 0 : rc;
+}
+
 static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
-		  enum epg_attach_mode mode, uint32_t prog_id)
+		  enum epg_attach_mode mode, uint32_t prog_id, uint32_t tc_prog_id)
 {
 	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex((int)ifindex);
-	struct epg_iface_info info = { .mode = mode, .prog_id = prog_id };
+	struct epg_iface_info info = { .mode = mode, .prog_id = prog_id,
+				       .tc_prog_id = tc_prog_id };
 	struct timespec now;
 
 	if (!libxdp_get_error(mp)) {
@@ -90,8 +146,8 @@ static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
 }
 
 /* An epgate program already attached elsewhere: attach that same program
- * (load once). NULL when there is none usable. */
-static struct xdp_program *loaded_program(struct epg_maps *m)
+ * (load once), and take its tc program too. NULL when there is none usable. */
+static struct xdp_program *loaded_program(struct epg_maps *m, int *tc_fd)
 {
 	uint32_t key, next, *prev = NULL;
 
@@ -106,8 +162,12 @@ static struct xdp_program *loaded_program(struct epg_maps *m)
 		}
 		struct xdp_program *p = xdp_program__from_id(info.prog_id);
 
-		if (!libxdp_get_error(p))
+		if (libxdp_get_error(p))
+			continue;
+		*tc_fd = info.tc_prog_id ? bpf_prog_get_fd_by_id(info.tc_prog_id) : -1;
+		if (*tc_fd >= 0)
 			return p;
+		xdp_program__close(p);
 	}
 	return NULL;
 }
@@ -121,7 +181,7 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 	struct epgate_bpf *skel = NULL;
 	struct xdp_program *prog;
 	struct epg_iface_info info;
-	int rc;
+	int rc, tc_fd = -1;
 
 	if (!ifindex)
 		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace (see ip link)",
@@ -131,7 +191,7 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 			       ifname, info.prog_id, info.mode == EPG_MODE_SKB ? "skb" : "native");
 	libxdp_bpffs(m->pin_dir);
 
-	prog = loaded_program(m);
+	prog = loaded_program(m, &tc_fd);
 	if (!prog) {
 		skel = epgate_bpf__open_opts(&opts);
 		if (!skel)
@@ -155,13 +215,26 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 			mode == EPG_MODE_NATIVE ? " (the driver may lack native XDP: try --mode skb)" : "");
 		goto out;
 	}
-	rc = record(m, ifindex, ifname, mode, xdp_program__id(prog));
+	if (skel)
+		tc_fd = dup(bpf_program__fd(skel->progs.epg_tc_egress));
+	rc = tc_fd < 0 ? -EBADF : tc_attach(ifindex, tc_fd);
 	if (rc) {
 		xdp_program__detach(prog, (int)ifindex, xmode, 0);
+		set_err(err, rc, "%s: cannot attach the tc egress program: %s%s", ifname,
+			strerror(-rc), rc == -EEXIST ?
+			" (another tc filter holds epgate's handle and priority on egress)" : "");
+		goto out;
+	}
+	rc = record(m, ifindex, ifname, mode, xdp_program__id(prog), prog_id_of_fd(tc_fd));
+	if (rc) {
+		xdp_program__detach(prog, (int)ifindex, xmode, 0);
+		tc_detach(ifindex);
 		set_err(err, rc, "%s: cannot record the attachment in %s/epg_ifaces: %s",
 			ifname, m->pin_dir, strerror(-rc));
 	}
 out:
+	if (tc_fd >= 0)
+		close(tc_fd);
 	xdp_program__close(prog);
 	if (skel)
 		epgate_bpf__destroy(skel);
@@ -200,13 +273,19 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 		prog = xdp_program__from_id(info.prog_id);
 		rc = (int)libxdp_get_error(prog);
 		if (!rc) {
-			rc = xdp_program__detach(prog, (int)ifindex, XDP_MODE_UNSPEC, 0);
+			rc = xdp_program__detach(prog, (int)ifindex,
+						 info.mode == EPG_MODE_SKB ? XDP_MODE_SKB :
+						 XDP_MODE_NATIVE, 0);
 			xdp_program__close(prog);
 		}
 		if (rc)
 			return set_err(err, rc, "%s: cannot detach program %u: %s", ifname,
 				       info.prog_id, strerror(-rc));
 	}
+	rc = tc_detach(ifindex);
+	if (rc)
+		return set_err(err, rc, "%s: cannot remove the tc egress filter: %s", ifname,
+			       strerror(-rc));
 	/* not attached any more (someone else removed it): forget it all the same */
 	bpf_map_delete_elem(m->ifaces, &ifindex);
 	return 0;

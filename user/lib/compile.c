@@ -454,10 +454,40 @@ static int find_or_add_ruleset(struct epg_plan *plan, char **groups, size_t n,
 	return 0;
 }
 
-static int endpoint_addrs(const struct epg_config *cfg, const struct epg_endpoint *ep,
-			  struct epg_ep_plan *out)
+/* The timeout set of an interface, added to the plan's list if new. */
+static int ct_profile(struct epg_plan *plan, const struct epg_eni *eni, uint32_t *out)
+{
+	struct epg_ct_timeouts t = plan->ct_profiles[0];
+	void *v;
+
+	if (eni->ct.tcp_established)
+		t.tcp_established = eni->ct.tcp_established;
+	if (eni->ct.udp_stream)
+		t.udp_stream = eni->ct.udp_stream;
+	if (eni->ct.udp)
+		t.udp = eni->ct.udp;
+	for (size_t i = 0; i < plan->n_ct_profiles; i++)
+		if (!memcmp(&plan->ct_profiles[i], &t, sizeof(t))) {
+			*out = (uint32_t)i;
+			return 0;
+		}
+	if (plan->n_ct_profiles == EPG_CT_PROFILES)
+		return -E2BIG;
+	v = realloc(plan->ct_profiles, (plan->n_ct_profiles + 1) * sizeof(t));
+	if (!v)
+		return -ENOMEM;
+	plan->ct_profiles = v;
+	plan->ct_profiles[plan->n_ct_profiles] = t;
+	*out = (uint32_t)plan->n_ct_profiles++;
+	return 0;
+}
+
+static int endpoint_addrs(const struct epg_config *cfg, struct epg_plan *plan,
+			  const struct epg_endpoint *ep, struct epg_ep_plan *out,
+			  struct epg_error *err)
 {
 	size_t cap = 0;
+	int rc = 0;
 
 	for (size_t i = 0; i < ep->n_enis; i++) {
 		const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
@@ -465,14 +495,57 @@ static int endpoint_addrs(const struct epg_config *cfg, const struct epg_endpoin
 		cap += eni ? eni->n_addrs : 0;
 	}
 	out->addrs = calloc(cap ? cap : 1, sizeof(*out->addrs));
-	if (!out->addrs)
+	out->addr_profile = calloc(cap ? cap : 1, sizeof(*out->addr_profile));
+	if (!out->addrs || !out->addr_profile)
 		return -ENOMEM;
-	for (size_t i = 0; i < ep->n_enis; i++) {
+	for (size_t i = 0; i < ep->n_enis && !rc; i++) {
 		const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+		uint32_t prof = 0;
 
-		for (size_t a = 0; eni && a < eni->n_addrs; a++)
+		if (!eni)
+			continue;
+		rc = ct_profile(plan, eni, &prof);
+		if (rc == -E2BIG)
+			return set_err(err, rc, "%s: %s: more than %d distinct ConnectionTrackingConfiguration settings",
+				       eni->origin.file, eni->origin.path, EPG_CT_PROFILES);
+		for (size_t a = 0; a < eni->n_addrs; a++) {
+			out->addr_profile[out->n_addrs] = prof;
 			out->addrs[out->n_addrs++] = eni->addrs[a];
+		}
 	}
+	return rc;
+}
+
+/* Profile 0: EC2's defaults, and ours where EC2 documents none, as the
+ * config document may change them. */
+static int ct_defaults(const struct epg_config *cfg, struct epg_plan *plan)
+{
+	struct epg_ct_timeouts t = {
+		.tcp_syn = EPG_CT_DEFAULT_TCP_SYN,
+		.tcp_established = EPG_CT_DEFAULT_TCP_ESTABLISHED,
+		.tcp_closing = EPG_CT_DEFAULT_TCP_CLOSING,
+		.tcp_closed = EPG_CT_DEFAULT_TCP_CLOSED,
+		.udp = EPG_CT_DEFAULT_UDP,
+		.udp_stream = EPG_CT_DEFAULT_UDP_STREAM,
+		.icmp = EPG_CT_DEFAULT_ICMP,
+		.other = EPG_CT_DEFAULT_OTHER,
+	};
+
+	if (cfg->ct_defaults.tcp_syn)
+		t.tcp_syn = cfg->ct_defaults.tcp_syn;
+	if (cfg->ct_defaults.tcp_closing)
+		t.tcp_closing = cfg->ct_defaults.tcp_closing;
+	if (cfg->ct_defaults.tcp_closed)
+		t.tcp_closed = cfg->ct_defaults.tcp_closed;
+	if (cfg->ct_defaults.icmp)
+		t.icmp = cfg->ct_defaults.icmp;
+	if (cfg->ct_defaults.other)
+		t.other = cfg->ct_defaults.other;
+	plan->ct_profiles = calloc(EPG_CT_PROFILES, sizeof(t));
+	if (!plan->ct_profiles)
+		return -ENOMEM;
+	plan->ct_profiles[0] = t;
+	plan->n_ct_profiles = 1;
 	return 0;
 }
 
@@ -563,6 +636,9 @@ int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 		rc = -ENOMEM;
 		goto out;
 	}
+	rc = ct_defaults(cfg, plan);
+	if (rc)
+		goto out;
 	for (size_t i = 0; i < cfg->n_endpoints; i++) {
 		const struct epg_endpoint *ep = &cfg->endpoints[i];
 		struct epg_ep_plan *e;
@@ -578,7 +654,7 @@ int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 		}
 		e = &plan->eps[plan->n_eps++];
 		e->ep = ep;
-		rc = endpoint_addrs(cfg, ep, e);
+		rc = endpoint_addrs(cfg, plan, ep, e, err);
 		if (!rc)
 			rc = endpoint_groups(cfg, ep, &groups, &n_groups);
 		if (!rc)
@@ -604,9 +680,12 @@ out:
 
 void epg_plan_free(struct epg_plan *plan)
 {
-	for (size_t i = 0; i < plan->n_eps; i++)
+	for (size_t i = 0; i < plan->n_eps; i++) {
 		free(plan->eps[i].addrs);
+		free(plan->eps[i].addr_profile);
+	}
 	free(plan->eps);
+	free(plan->ct_profiles);
 	for (size_t r = 0; r < plan->n_rulesets; r++) {
 		free(plan->rulesets[r].groups);
 		for (int d = 0; d < EPG_DIR_MAX; d++) {

@@ -50,6 +50,7 @@ struct epg_ruleset_plan {
 struct epg_ep_plan {
 	const struct epg_endpoint *ep; /* in the config */
 	struct epg_cidr *addrs;
+	uint32_t *addr_profile; /* per address: its interface's timeout set */
 	size_t n_addrs;
 	uint32_t ruleset;
 };
@@ -68,6 +69,8 @@ struct epg_plan {
 	size_t n_rulesets;
 	struct epg_rule_plan *rules;
 	size_t n_rules;
+	struct epg_ct_timeouts *ct_profiles; /* [0]: the defaults */
+	size_t n_ct_profiles;
 	size_t n_warnings;
 	char **warnings; /* quota notes: reported, not enforced */
 };

@@ -377,6 +377,7 @@ static enum cidr_err parse_cidr(const char *s, int family, bool want_len,
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
 	char abuf[INET6_ADDRSTRLEN];
+	uint8_t v4[4], v6[16];
 	unsigned plen, max, i;
 	int fam;
 
@@ -385,12 +386,15 @@ static enum cidr_err parse_cidr(const char *s, int family, bool want_len,
 		return CIDR_BAD;
 	memcpy(abuf, s, alen);
 	abuf[alen] = '\0';
-	if (inet_pton(AF_INET, abuf, out->addr) == 1)
+	if (inet_pton(AF_INET, abuf, v4) == 1) {
 		fam = AF_INET;
-	else if (inet_pton(AF_INET6, abuf, out->addr) == 1)
+		memcpy(out->addr, v4, sizeof(v4)); /* the rest stays zero */
+	} else if (inet_pton(AF_INET6, abuf, v6) == 1) {
 		fam = AF_INET6;
-	else
+		memcpy(out->addr, v6, sizeof(v6));
+	} else {
 		return CIDR_BAD;
+	}
 	out->family = (uint8_t)fam;
 	if (family != AF_UNSPEC && fam != family)
 		return CIDR_FAMILY;
@@ -1084,7 +1088,52 @@ static const struct {
 	{ "NetworkAcls", sec_acls },
 };
 
-#define KNOWN_KEYS "VpcEndpoints, NetworkInterfaces, SecurityGroups, PrefixLists or NetworkAcls"
+#define KNOWN_KEYS "VpcEndpoints, NetworkInterfaces, SecurityGroups, PrefixLists, NetworkAcls or EpgateSettings"
+
+/* EpgateSettings.ConnectionTracking: the timeouts EC2 does not document. */
+static int parse_settings(struct ctx *c, const json_t *doc, struct epg_config *cfg)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} t[] = {
+		{ "TcpSynTimeout", offsetof(struct epg_ct_defaults, tcp_syn) },
+		{ "TcpClosingTimeout", offsetof(struct epg_ct_defaults, tcp_closing) },
+		{ "TcpClosedTimeout", offsetof(struct epg_ct_defaults, tcp_closed) },
+		{ "IcmpTimeout", offsetof(struct epg_ct_defaults, icmp) },
+		{ "OtherTimeout", offsetof(struct epg_ct_defaults, other) },
+	};
+	const json_t *set, *ct;
+	size_t i, old, old2;
+	int ret = get_object(c, doc, "EpgateSettings", &set);
+
+	if (ret || !set)
+		return ret;
+	old = push_key(c, "EpgateSettings");
+	if (cfg->settings_seen)
+		return fail(c, "given in more than one document (expected once)");
+	cfg->settings_seen = true;
+	ret = get_object(c, set, "ConnectionTracking", &ct);
+	if (ret || !ct) {
+		pop(c, old);
+		return ret;
+	}
+	old2 = push_key(c, "ConnectionTracking");
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		bool present;
+		int x;
+
+		ret = get_int(c, ct, t[i].key, false, 1, 432000, "a valid timeout",
+			      "1..432000 seconds", &x, &present);
+		if (ret)
+			return ret;
+		if (present)
+			*(uint32_t *)((char *)&cfg->ct_defaults + t[i].off) = (uint32_t)x;
+	}
+	pop(c, old2);
+	pop(c, old);
+	return 0;
+}
 
 static int load_doc(struct epg_config *cfg, const char *name, const char *buf,
 		    size_t len, struct epg_error *err)
@@ -1124,6 +1173,12 @@ static int load_doc(struct epg_config *cfg, const char *name, const char *buf,
 		if (ret)
 			goto out_doc;
 		pop(&c, old);
+	}
+	if (json_object_get(doc, "EpgateSettings")) {
+		found++;
+		ret = parse_settings(&c, doc, cfg);
+		if (ret)
+			goto out_doc;
 	}
 	if (!found)
 		ret = fail(&c, "no known top-level key (expected %s, as aws ec2 describe-* prints)",

@@ -19,6 +19,7 @@
 struct epg_maps {
 	int meta, addr, peer4, peer6, svc, rule_bits;
 	int ep_stats, rule_stats, global, ep_info, rule_info, ifaces;
+	int ct, ct_prof;
 	int lock_fd; /* the pin directory, flock()ed while held */
 	char pin_dir[256];
 };
@@ -79,6 +80,21 @@ struct epg_snapshot {
 
 int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_error *err);
 void epg_snapshot_free(struct epg_snapshot *s);
+
+/* Tracked flows. */
+struct epg_flow {
+	struct epg_ct_key key;
+	struct epg_ct_val val;
+};
+
+/* Calls fn for every flow (stops when fn returns non-zero). */
+int epg_ct_foreach(struct epg_maps *m, int (*fn)(const struct epg_flow *f, void *ctx),
+		   void *ctx);
+/* Removes flows idle longer than their timeout (now: CLOCK_MONOTONIC ns),
+ * or all of them with all = true. Returns how many were removed, or -errno. */
+int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all);
+int epg_ct_count(struct epg_maps *m);
+const char *epg_ct_state_name(uint8_t state);
 
 /* Reason labels and verdicts, from reasons.def. */
 const char *epg_reason_label(uint32_t reason);

@@ -83,6 +83,8 @@ static const struct {
 	{ "epg_ep_info", offsetof(struct epg_maps, ep_info) },
 	{ "epg_rule_info", offsetof(struct epg_maps, rule_info) },
 	{ "epg_ifaces", offsetof(struct epg_maps, ifaces) },
+	{ "epg_ct", offsetof(struct epg_maps, ct) },
+	{ "epg_ct_prof", offsetof(struct epg_maps, ct_prof) },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
@@ -484,6 +486,16 @@ static int write_generation(struct epg_maps *m, const struct epg_plan *plan,
 {
 	int rc = 0;
 
+	/* Timeout sets are indexed by generation: rewrite this one's wholly. */
+	for (uint32_t i = 0; i < EPG_CT_PROFILES && !rc; i++) {
+		struct epg_ct_timeouts t = { 0 };
+		uint32_t idx = gen * EPG_CT_PROFILES + i;
+
+		if (i < plan->n_ct_profiles)
+			t = plan->ct_profiles[i];
+		rc = put(m->ct_prof, &idx, &t, "epg_ct_prof", err);
+	}
+
 	for (size_t e = 0; e < plan->n_eps && !rc; e++) {
 		const struct epg_ep_plan *ep = &plan->eps[e];
 		struct epg_addr_val v = { .ep_slot = s->ep_slot[e], .ruleset = ep->ruleset };
@@ -491,6 +503,7 @@ static int write_generation(struct epg_maps *m, const struct epg_plan *plan,
 		for (size_t a = 0; a < ep->n_addrs && !rc; a++) {
 			struct epg_addr_key k = { .gen = gen, .family = ep->addrs[a].family };
 
+			v.ct_profile = ep->addr_profile[a];
 			memcpy(k.addr, ep->addrs[a].addr,
 			       k.family == AF_INET ? 4 : 16);
 			rc = put(m->addr, &k, &v, "epg_addr", err);

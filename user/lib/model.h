@@ -137,7 +137,19 @@ struct epg_acl {
 	struct epg_origin origin;
 };
 
+/* epgate's own settings ("EpgateSettings" top-level object), seconds;
+ * 0 = the default. Timeouts EC2 does not document. */
+struct epg_ct_defaults {
+	uint32_t tcp_syn;     /* ConnectionTracking.TcpSynTimeout */
+	uint32_t tcp_closing; /* ConnectionTracking.TcpClosingTimeout */
+	uint32_t tcp_closed;  /* ConnectionTracking.TcpClosedTimeout */
+	uint32_t icmp;        /* ConnectionTracking.IcmpTimeout */
+	uint32_t other;       /* ConnectionTracking.OtherTimeout */
+};
+
 struct epg_config {
+	struct epg_ct_defaults ct_defaults;
+	bool settings_seen; /* an EpgateSettings object was given */
 	struct epg_endpoint *endpoints;
 	size_t n_endpoints;
 	struct epg_eni *enis;

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection tracking, as EC2 does it for security groups: a flow that a rule
+ * allowed is allowed in both directions until it idles out, whatever the
+ * rules say later. Keys are direction-normalised (struct epg_ct_key).
+ *
+ * Races: a flow is normally seen by one CPU at a time (RSS); packet and byte
+ * counters use atomic adds, state, flags and last_seen plain stores, so two
+ * CPUs racing on one flow may lose a flag bit or a state step, never a
+ * counter, and never allow a packet that neither would.
+ */
+#ifndef EPGATE_BPF_CT_H
+#define EPGATE_BPF_CT_H
+
+#include "maps.h"
+#include "parse.h"
+
+#define EPG_NSEC 1000000000ULL
+#ifndef E2BIG
+#define E2BIG 7
+#endif
+#ifndef ENOMEM
+#define ENOMEM 12
+#endif
+
+/* Fill key from (src, sport) -> (dst, dport); returns 1 when src is "lo". */
+static __always_inline int epg_ct_key_make(struct epg_ct_key *k, __u32 family, __u8 proto,
+					   const __u8 *src, const __u8 *dst,
+					   const __u8 *sport, const __u8 *dport)
+{
+	__u64 s[2] = { 0, 0 }, d[2] = { 0, 0 };
+	__u16 sp, dp;
+	int src_lo;
+
+	__builtin_memcpy(&sp, sport, 2);
+	__builtin_memcpy(&dp, dport, 2);
+	if (family == AF_INET) {
+		__builtin_memcpy(s, src, 4);
+		__builtin_memcpy(d, dst, 4);
+	} else {
+		__builtin_memcpy(s, src, 16);
+		__builtin_memcpy(d, dst, 16);
+	}
+	/* any total order will do, as long as both directions agree */
+	if (s[0] != d[0])
+		src_lo = s[0] < d[0];
+	else if (s[1] != d[1])
+		src_lo = s[1] < d[1];
+	else
+		src_lo = sp <= dp;
+
+	k->family = (__u8)family;
+	k->proto = proto;
+	k->pad = 0;
+	if (src_lo) {
+		__builtin_memcpy(k->lo_addr, s, 16);
+		__builtin_memcpy(k->hi_addr, d, 16);
+		k->lo_port = sp;
+		k->hi_port = dp;
+	} else {
+		__builtin_memcpy(k->lo_addr, d, 16);
+		__builtin_memcpy(k->hi_addr, s, 16);
+		k->lo_port = dp;
+		k->hi_port = sp;
+	}
+	return src_lo;
+}
+
+/* Ports that identify a flow of this packet: TCP/UDP ports, the echo id on
+ * both sides for ICMP echo, none otherwise. Returns 0 when the packet cannot
+ * start or belong to a flow (ICMP other than echo). */
+static __always_inline int epg_ct_key_of(struct epg_ct_key *k, const struct epg_pkt *p,
+					 int *src_lo)
+{
+	const __u8 none[2] = { 0, 0 };
+
+	switch (p->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		if (!p->has_ports)
+			return 0; /* later fragments carry no ports */
+		*src_lo = epg_ct_key_make(k, p->family, p->proto, p->saddr, p->daddr,
+					  p->sport, p->port);
+		return 1;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (!p->has_ports || !epg_icmp_is_echo(p->proto, p->port[0]))
+			return 0;
+		*src_lo = epg_ct_key_make(k, p->family, p->proto, p->saddr, p->daddr,
+					  p->sport, p->sport);
+		return 1;
+	default:
+		*src_lo = epg_ct_key_make(k, p->family, p->proto, p->saddr, p->daddr,
+					  none, none);
+		return 1;
+	}
+}
+
+/* The timeout set of an endpoint's interface; NULL means the defaults. */
+static __always_inline const struct epg_ct_timeouts *epg_ct_timeouts_of(__u32 gen,
+									 __u32 profile)
+{
+	__u32 idx = (gen & 1) * EPG_CT_PROFILES + (profile % EPG_CT_PROFILES);
+	const struct epg_ct_timeouts *t = bpf_map_lookup_elem(&epg_ct_prof, &idx);
+
+	return t && t->tcp_established ? t : NULL;
+}
+
+static __always_inline __u32 epg_ct_timeout(const struct epg_ct_timeouts *t, __u8 state)
+{
+	switch (state) {
+	case EPG_CT_TCP_SYN_SENT:
+	case EPG_CT_TCP_SYN_RECV:
+		return t ? t->tcp_syn : EPG_CT_DEFAULT_TCP_SYN;
+	case EPG_CT_TCP_ESTABLISHED:
+		return t ? t->tcp_established : EPG_CT_DEFAULT_TCP_ESTABLISHED;
+	case EPG_CT_TCP_CLOSING:
+		return t ? t->tcp_closing : EPG_CT_DEFAULT_TCP_CLOSING;
+	case EPG_CT_TCP_CLOSED:
+		return t ? t->tcp_closed : EPG_CT_DEFAULT_TCP_CLOSED;
+	case EPG_CT_UDP:
+		return t ? t->udp : EPG_CT_DEFAULT_UDP;
+	case EPG_CT_UDP_STREAM:
+		return t ? t->udp_stream : EPG_CT_DEFAULT_UDP_STREAM;
+	case EPG_CT_ICMP:
+		return t ? t->icmp : EPG_CT_DEFAULT_ICMP;
+	}
+	return t ? t->other : EPG_CT_DEFAULT_OTHER;
+}
+
+/* A live flow for key, or NULL; an idle one found here is removed. */
+static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key *k, __u64 now)
+{
+	struct epg_ct_val *v = bpf_map_lookup_elem(&epg_ct, k);
+
+	if (v && now - v->last_seen_ns > (__u64)v->timeout_s * EPG_NSEC) {
+		bpf_map_delete_elem(&epg_ct, k);
+		epg_count_global(EPG_G_CT_EXPIRED, 0);
+		return NULL;
+	}
+	return v;
+}
+
+/* The state a packet moves its flow to. */
+static __always_inline __u8 epg_ct_next_state(__u8 state, __u8 flags, int from_init,
+					      __u8 replies)
+{
+	switch (state) {
+	case EPG_CT_TCP_SYN_SENT:
+		if (flags & EPG_TCP_RST)
+			return EPG_CT_TCP_CLOSED;
+		if (!from_init && (flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == (EPG_TCP_SYN | EPG_TCP_ACK))
+			return EPG_CT_TCP_SYN_RECV;
+		return state;
+	case EPG_CT_TCP_SYN_RECV:
+		if (flags & EPG_TCP_RST)
+			return EPG_CT_TCP_CLOSED;
+		if (from_init && (flags & EPG_TCP_ACK) && !(flags & EPG_TCP_SYN))
+			return (flags & EPG_TCP_FIN) ? EPG_CT_TCP_CLOSING : EPG_CT_TCP_ESTABLISHED;
+		return state;
+	case EPG_CT_TCP_ESTABLISHED:
+	case EPG_CT_TCP_CLOSING:
+		if (flags & EPG_TCP_RST)
+			return EPG_CT_TCP_CLOSED;
+		if (flags & EPG_TCP_FIN)
+			return EPG_CT_TCP_CLOSING;
+		return state;
+	case EPG_CT_UDP:
+		return !from_init && replies >= 1 ? EPG_CT_UDP_STREAM : state;
+	}
+	return state;
+}
+
+/* Account a packet to its flow and move the state on. */
+static __always_inline void epg_ct_update(struct epg_ct_val *v, const struct epg_pkt *p,
+					  __u32 dir, int from_init, __u64 bytes, __u64 now,
+					  const struct epg_ct_timeouts *t)
+{
+	__u8 state = epg_ct_next_state(v->state, p->tcp_flags, from_init, v->replies);
+
+	if (dir < EPG_DIR_MAX) {
+		__sync_fetch_and_add(&v->packets[dir], 1);
+		__sync_fetch_and_add(&v->bytes[dir], bytes);
+		v->tcp_flags[dir] |= p->tcp_flags;
+	}
+	if (!from_init && v->replies < 255)
+		v->replies++;
+	if (state != v->state) {
+		v->state = state;
+		v->timeout_s = epg_ct_timeout(t, state);
+	}
+	v->last_seen_ns = now;
+}
+
+/* The state a new flow starts in. TCP: a SYN starts a handshake; any other
+ * packet that a rule allows is picked up mid-stream as established (EC2
+ * judges every packet by the rules, tracking only adds the replies). */
+static __always_inline __u8 epg_ct_first_state(const struct epg_pkt *p)
+{
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		if (p->tcp_flags & EPG_TCP_RST)
+			return EPG_CT_TCP_CLOSED;
+		if ((p->tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN)
+			return EPG_CT_TCP_SYN_SENT;
+		return EPG_CT_TCP_ESTABLISHED;
+	case IPPROTO_UDP:
+		return EPG_CT_UDP;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return EPG_CT_ICMP;
+	}
+	return EPG_CT_OTHER;
+}
+
+/* Create the flow of an allowed packet. Returns 0, or -1 when the table is
+ * full (the packet must be dropped: conntrack_allowance_exceeded). */
+static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
+					 const struct epg_pkt *p, __u32 dir, __u32 ep_slot,
+					 __u32 rule_slot, __u32 ifindex, __u64 bytes, __u64 now,
+					 const struct epg_ct_timeouts *t)
+{
+	struct epg_ct_val v = {
+		.created_ns = now,
+		.last_seen_ns = now,
+		.ep_slot = ep_slot,
+		.rule_slot = rule_slot,
+		.ifindex = ifindex,
+		.init_dir = (__u8)dir,
+		.init_lo = (__u8)src_lo,
+	};
+	long rc;
+
+	v.state = epg_ct_first_state(p);
+	v.timeout_s = epg_ct_timeout(t, v.state);
+	/* Constant indexes: a variable one into a stack struct makes clang
+	 * build the address with OR ("bitwise operator |= on pointer
+	 * prohibited"). */
+	if (dir == EPG_DIR_INGRESS) {
+		v.packets[EPG_DIR_INGRESS] = 1;
+		v.bytes[EPG_DIR_INGRESS] = bytes;
+		v.tcp_flags[EPG_DIR_INGRESS] = p->tcp_flags;
+	} else {
+		v.packets[EPG_DIR_EGRESS] = 1;
+		v.bytes[EPG_DIR_EGRESS] = bytes;
+		v.tcp_flags[EPG_DIR_EGRESS] = p->tcp_flags;
+	}
+	rc = bpf_map_update_elem(&epg_ct, k, &v, BPF_NOEXIST);
+	if (rc == -E2BIG || rc == -ENOMEM) {
+		epg_count_global(EPG_G_CT_EXCEEDED, bytes);
+		return -1;
+	}
+	if (!rc)
+		epg_count_global(EPG_G_CT_CREATED, 0);
+	return 0; /* -EEXIST: another CPU created it first */
+}
+
+/* An ICMP error quoting a live flow is part of it. */
+static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now)
+{
+	struct epg_ct_key k = {};
+	__u32 family = p->family;
+
+	if (!p->icmp_err)
+		return 0;
+	epg_ct_key_make(&k, family, p->inner.proto, p->inner.saddr, p->inner.daddr,
+			p->inner.sport, p->inner.dport);
+	return epg_ct_lookup(&k, now) != NULL;
+}
+
+#endif
