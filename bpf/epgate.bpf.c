@@ -41,10 +41,9 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	const struct epg_addr_val *ep;
 	const struct epg_meta *meta;
 	struct epg_ct_key ck = {};
-	struct epg_ct_val *flow;
-	__u32 zero = 0, gen = 0, dir, sel, rule;
-	int bit, tracked, src_lo = 0;
-	const __u8 *peer;
+	struct epg_ct_val *flow = NULL;
+	__u32 zero = 0, gen = 0, dir, sel, rule, acl_rule, acl;
+	int bit, tracked, reason, src_lo = 0;
 	struct epg_pkt p;
 	__u64 now;
 
@@ -65,7 +64,6 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	ep = epg_classify(gen, p.family, p.daddr);
 	if (ep) {
 		dir = EPG_DIR_INGRESS;
-		peer = p.saddr;
 	} else {
 		ep = epg_classify(gen, p.family, p.saddr);
 		if (!ep) {
@@ -73,14 +71,18 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 			return EPG_ACCEPT;
 		}
 		dir = EPG_DIR_EGRESS;
-		peer = p.daddr;
 	}
 	if (rc != EPG_PARSE_OK)
 		return epg_finish(ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 
+	/* Inbound: the network ACL first, on every packet, tracked or not. */
+	acl = ep->acl;
+	if (acl != EPG_ACL_NONE && dir == EPG_DIR_INGRESS &&
+	    epg_acl_denies(epg_sel(acl, gen, dir), &p, 1, bytes, &rule))
+		return epg_finish(ep->ep_slot, dir, EPG_R_ACL, rule, bytes);
+
 	/* A packet of a tracked flow passes whatever the rules say now. */
 	now = bpf_ktime_get_ns();
-	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 	tracked = epg_ct_key_of(&ck, &p, &src_lo);
 	if (tracked) {
 		flow = epg_ct_lookup(&ck, now);
@@ -90,30 +92,40 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 			bpf_map_delete_elem(&epg_ct, &ck);
 			flow = NULL;
 		}
-		if (flow) {
-			epg_ct_update(flow, &p, dir, src_lo == flow->init_lo, bytes, now, tmo);
-			return epg_finish(ep->ep_slot, dir, EPG_R_TRACKED, EPG_NO_RULE_SLOT, bytes);
+	}
+	rule = EPG_NO_RULE_SLOT;
+	if (flow) {
+		reason = EPG_R_TRACKED;
+	} else if (epg_ct_related(&p, now)) {
+		reason = EPG_R_RELATED;
+	} else {
+		sel = epg_sel(ep->ruleset, gen, dir);
+		bit = epg_match(sel, &p, dir == EPG_DIR_INGRESS);
+		if (bit < 0) {
+			if (p.frag == EPG_FRAG_LATER)
+				rc = EPG_R_FRAGMENT;
+			else if (p.proto == IPPROTO_TCP && !(p.tcp_flags & EPG_TCP_SYN))
+				rc = EPG_R_TCP_NO_FLOW;
+			else
+				rc = EPG_R_NO_RULE;
+			return epg_finish(ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 		}
+		reason = EPG_R_RULE;
+		rule = epg_rule_slot(sel, bit);
 	}
-	if (epg_ct_related(&p, now))
-		return epg_finish(ep->ep_slot, dir, EPG_R_RELATED, EPG_NO_RULE_SLOT, bytes);
 
-	sel = epg_sel(ep->ruleset, gen, dir);
-	bit = epg_sg_match(sel, &p, peer);
-	if (bit < 0) {
-		if (p.frag == EPG_FRAG_LATER)
-			rc = EPG_R_FRAGMENT;
-		else if (p.proto == IPPROTO_TCP && !(p.tcp_flags & EPG_TCP_SYN))
-			rc = EPG_R_TCP_NO_FLOW;
-		else
-			rc = EPG_R_NO_RULE;
-		return epg_finish(ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
-	}
-	rule = epg_rule_slot(sel, bit);
-	if (tracked && epg_ct_create(&ck, src_lo, &p, dir, ep->ep_slot, rule, ifindex,
-				     bytes, now, tmo))
+	/* Outbound: the network ACL after the security group. */
+	if (acl != EPG_ACL_NONE && dir == EPG_DIR_EGRESS &&
+	    epg_acl_denies(epg_sel(acl, gen, dir), &p, 0, bytes, &acl_rule))
+		return epg_finish(ep->ep_slot, dir, EPG_R_ACL, acl_rule, bytes);
+
+	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
+	if (flow)
+		epg_ct_update(flow, &p, dir, src_lo == flow->init_lo, bytes, now, tmo);
+	else if (reason == EPG_R_RULE && tracked &&
+		 epg_ct_create(&ck, src_lo, &p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo))
 		return epg_finish(ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
-	return epg_finish(ep->ep_slot, dir, EPG_R_RULE, rule, bytes);
+	return epg_finish(ep->ep_slot, dir, reason, rule, bytes);
 }
 
 /* libxdp: run early, and let the next program run after our XDP_PASS. */

@@ -56,7 +56,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EPG_MAX_RULE_BITS);
 	__type(key, struct epg_rule_bit_key);
-	__type(value, __u32);
+	__type(value, struct epg_rule_ref);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_rule_bits SEC(".maps");

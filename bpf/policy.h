@@ -11,6 +11,7 @@
 
 #include "maps.h"
 #include "parse.h"
+#include "stats.h"
 
 static __always_inline __u32 epg_ctz64(__u64 w)
 {
@@ -57,21 +58,22 @@ epg_peer_lookup(__u32 sel, __u32 family, const __u8 *peer)
 }
 
 /*
- * Returns the rule bit that allows the packet, or -1. peer is the remote
- * address (the source for ingress, the destination for egress). A packet
- * without ports (non-first fragment, protocol without ports) only matches
- * entries that allow every port of its protocol.
+ * Returns the bit of the first entry of selector sel that matches the packet,
+ * or -1. The peer is the remote address: the source for ingress, the
+ * destination for egress. A packet without ports (non-first fragment,
+ * protocol without ports) only matches entries that allow every port of its
+ * protocol. A global function: the verifier checks it once, not at each of
+ * its three call sites (security group, ACL in, ACL out).
  */
-static __always_inline int epg_sg_match(__u32 sel, const struct epg_pkt *p,
-					const __u8 *peer)
+__noinline int epg_match(__u32 sel, const struct epg_pkt *p, int peer_is_src)
 {
 	const struct epg_bitmap *pb, *sb;
-	struct epg_svc_key sk = {
-		.prefixlen = p->has_ports ? EPG_SVC_PLEN_FULL : EPG_SVC_PLEN_PROTO,
-		.sel = sel,
-		.proto = p->proto,
-	};
+	struct epg_svc_key sk = { .sel = sel };
 
+	if (!p)
+		return -1;
+	sk.prefixlen = p->has_ports ? EPG_SVC_PLEN_FULL : EPG_SVC_PLEN_PROTO;
+	sk.proto = p->proto;
 	if (p->has_ports) {
 		sk.port[0] = p->port[0];
 		sk.port[1] = p->port[1];
@@ -79,18 +81,53 @@ static __always_inline int epg_sg_match(__u32 sel, const struct epg_pkt *p,
 	sb = bpf_map_lookup_elem(&epg_svc, &sk);
 	if (!sb)
 		return -1;
-	pb = epg_peer_lookup(sel, p->family, peer);
+	pb = epg_peer_lookup(sel, p->family, peer_is_src ? p->saddr : p->daddr);
 	if (!pb)
 		return -1;
 	return epg_first_common_bit(pb, sb);
 }
 
-static __always_inline __u32 epg_rule_slot(__u32 sel, int bit)
+static __always_inline const struct epg_rule_ref *epg_rule_ref(__u32 sel, int bit)
 {
 	struct epg_rule_bit_key k = { .sel = sel, .bit = (__u32)bit };
-	__u32 *slot = bpf_map_lookup_elem(&epg_rule_bits, &k);
 
-	return slot ? *slot : 0xffffffffu;
+	return bpf_map_lookup_elem(&epg_rule_bits, &k);
+}
+
+static __always_inline __u32 epg_rule_slot(__u32 sel, int bit)
+{
+	const struct epg_rule_ref *r = epg_rule_ref(sel, bit);
+
+	return r ? r->slot : EPG_NO_RULE_SLOT;
+}
+
+/*
+ * Network ACL: the same two lookups over the ACL's entries, numbered in rule
+ * order, so the lowest common bit is the first entry that matches, and its
+ * action decides. Every packet matches at least the '*' entry of its family.
+ * Returns 1 when the ACL denies (*slot: the deciding entry); an allowing
+ * entry's hit is counted here.
+ */
+static __always_inline int epg_acl_denies(__u32 sel, const struct epg_pkt *p,
+					  int peer_is_src, __u64 bytes, __u32 *slot)
+{
+	const struct epg_rule_ref *r;
+	int bit = epg_match(sel, p, peer_is_src);
+
+	if (bit < 0) {
+		*slot = EPG_NO_RULE_SLOT; /* no '*' entry: deny, as EC2 would */
+		return 1;
+	}
+	r = epg_rule_ref(sel, bit);
+	if (!r) {
+		*slot = EPG_NO_RULE_SLOT;
+		return 1;
+	}
+	*slot = r->slot;
+	if (r->deny)
+		return 1;
+	epg_count_rule(r->slot, bytes);
+	return 0;
 }
 
 #endif

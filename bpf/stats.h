@@ -29,6 +29,16 @@ static __always_inline void epg_count_global(__u32 idx, __u64 bytes)
 	}
 }
 
+static __always_inline void epg_count_rule(__u32 rule_slot, __u64 bytes)
+{
+	struct epg_counter *rc = bpf_map_lookup_elem(&epg_rule_stats, &rule_slot);
+
+	if (rc) {
+		rc->packets++;
+		rc->bytes += bytes;
+	}
+}
+
 static __always_inline int epg_finish(__u32 ep_slot, __u32 dir, __u32 reason,
 				      __u32 rule_slot, __u64 bytes)
 {
@@ -42,14 +52,8 @@ static __always_inline int epg_finish(__u32 ep_slot, __u32 dir, __u32 reason,
 		c->packets++;
 		c->bytes += bytes;
 	}
-	if (rule_slot != EPG_NO_RULE_SLOT) {
-		struct epg_counter *rc = bpf_map_lookup_elem(&epg_rule_stats, &rule_slot);
-
-		if (rc) {
-			rc->packets++;
-			rc->bytes += bytes;
-		}
-	}
+	if (rule_slot != EPG_NO_RULE_SLOT)
+		epg_count_rule(rule_slot, bytes);
 	return epg_reason_verdict(reason);
 }
 

@@ -378,12 +378,15 @@ static int cmd_status(int argc, char **argv)
 		for (size_t i = 0; i < s.n_eps; i++) {
 			const struct epg_ep_snapshot *e = &s.eps[i];
 
-			json_array_append_new(eps, json_pack("{s:s, s:s, s:o, s:i, s:i}",
+			json_array_append_new(eps, json_pack("{s:s, s:s, s:o, s:i, s:i, s:s?, s:i, s:i}",
 				"endpoint_id", e->info.endpoint_id,
 				"service_name", e->info.service_name,
 				"addresses", addrs_json(e),
 				"inbound_rule_entries", (int)e->info.n_rules[EPG_DIR_INGRESS],
-				"outbound_rule_entries", (int)e->info.n_rules[EPG_DIR_EGRESS]));
+				"outbound_rule_entries", (int)e->info.n_rules[EPG_DIR_EGRESS],
+				"network_acl_id", e->info.n_acl_addrs ? e->info.acl_id : NULL,
+				"network_acl_addresses", (int)e->info.n_acl_addrs,
+				"network_acls", (int)e->info.n_acls));
 		}
 		json_object_set_new(j, "interfaces", ifs);
 		json_object_set_new(j, "endpoints", eps);
@@ -409,11 +412,46 @@ static int cmd_status(int argc, char **argv)
 		printf("  %-24s %-40s inbound %u, outbound %u rule entries\n",
 		       e->info.endpoint_id, e->info.service_name,
 		       e->info.n_rules[EPG_DIR_INGRESS], e->info.n_rules[EPG_DIR_EGRESS]);
+		if (e->info.n_acls > 1)
+			printf("      network ACLs %s and %u more (%u of %u addresses)\n",
+			       e->info.acl_id, e->info.n_acls - 1, e->info.n_acl_addrs,
+			       e->info.n_addrs);
+		else if (e->info.n_acl_addrs)
+			printf("      network ACL %s (%u of %u addresses)\n", e->info.acl_id,
+			       e->info.n_acl_addrs, e->info.n_addrs);
+		else
+			printf("      no network ACL in the documents for its subnets: security groups alone\n");
 		for (size_t a = 0; a < e->n_addrs; a++)
 			printf("      %s\n", e->addrs[a]);
 	}
 	epg_snapshot_free(&s);
 	return EXIT_SUCCESS;
+}
+
+/* ACL entries sort by rule number ('*' last); the rest by their text. */
+static long rule_number(const struct epg_rule_info *r)
+{
+	if (r->kind != EPG_RULE_ACL || r->desc[0] != '#')
+		return 0;
+	return r->desc[1] == '*' ? 99999 : strtol(r->desc + 1, NULL, 10);
+}
+
+static int cmp_rule(const void *a, const void *b)
+{
+	const struct epg_rule_info *x = &((const struct epg_rule_snapshot *)a)->info;
+	const struct epg_rule_info *y = &((const struct epg_rule_snapshot *)b)->info;
+	int c;
+
+	if (x->kind != y->kind)
+		return (int)x->kind - (int)y->kind;
+	c = strcmp(x->group_id, y->group_id);
+	if (c)
+		return c;
+	if (x->dir != y->dir)
+		return (int)x->dir - (int)y->dir;
+	if (rule_number(x) != rule_number(y))
+		return rule_number(x) < rule_number(y) ? -1 : 1;
+	return strcmp(x->desc, y->desc);
 }
 
 static int cmd_stats(int argc, char **argv)
@@ -433,6 +471,7 @@ static int cmd_stats(int argc, char **argv)
 	rc = read_snapshot(&m, &s);
 	if (rc)
 		return rc;
+	qsort(s.rules, s.n_rules, sizeof(*s.rules), cmp_rule);
 	if (flags[0]) {
 		json_t *j = json_object(), *eps = json_array(), *rules = json_array();
 
@@ -463,8 +502,12 @@ static int cmd_stats(int argc, char **argv)
 			for (size_t i = 0; i < s.n_rules; i++) {
 				const struct epg_rule_snapshot *r = &s.rules[i];
 
-				json_array_append_new(rules, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}",
-					"rule", r->info.rule_id, "group_id", r->info.group_id,
+				bool acl = r->info.kind == EPG_RULE_ACL;
+
+				json_array_append_new(rules, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}",
+					"rule", r->info.rule_id,
+					"kind", acl ? "network_acl" : "security_group",
+					acl ? "network_acl_id" : "group_id", r->info.group_id,
 					"direction", dir_name(r->info.dir), "description", r->info.desc,
 					"hits", (json_int_t)r->c.packets, "bytes", (json_int_t)r->c.bytes));
 			}
@@ -503,12 +546,12 @@ static int cmd_stats(int argc, char **argv)
 	       (unsigned long long)s.global[EPG_G_PASSTHROUGH].packets,
 	       (unsigned long long)s.global[EPG_G_PASSTHROUGH].bytes);
 	if (flags[1]) {
-		printf("\n%-11s %-22s %-8s %12s %14s  %s\n", "RULE", "GROUP", "DIR", "HITS",
-		       "BYTES", "DESCRIPTION");
+		printf("\n%-11s %-24s %-8s %12s %14s  %s\n", "RULE", "GROUP / NETWORK ACL", "DIR",
+		       "HITS", "BYTES", "DESCRIPTION");
 		for (size_t i = 0; i < s.n_rules; i++) {
 			const struct epg_rule_snapshot *r = &s.rules[i];
 
-			printf("%-11s %-22s %-8s %12llu %14llu  %s\n", r->info.rule_id,
+			printf("%-11s %-24s %-8s %12llu %14llu  %s\n", r->info.rule_id,
 			       r->info.group_id, dir_name(r->info.dir),
 			       (unsigned long long)r->c.packets,
 			       (unsigned long long)r->c.bytes, r->info.desc);
@@ -680,9 +723,10 @@ static const struct cmd cmds[] = {
 	  "attached to. Maps, policy and counters stay pinned.\n" },
 	{ "apply", cmd_apply, "[--check] FILE...",
 	  "Read the JSON printed by aws ec2 describe-vpc-endpoints,\n"
-	  "describe-network-interfaces, describe-security-groups (and\n"
-	  "describe-managed-prefix-lists with entries), merge them, compile the\n"
-	  "policy and switch to it atomically. Invalid input changes nothing.\n"
+	  "describe-network-interfaces, describe-security-groups,\n"
+	  "describe-network-acls (and describe-managed-prefix-lists with entries),\n"
+	  "merge them, compile the policy and switch to it atomically. Invalid input\n"
+	  "changes nothing.\n"
 	  "  --check  validate and compile only; touch nothing (no root needed)\n" },
 	{ "status", cmd_status, "[--json]",
 	  "Show the pin directory, policy generation, interfaces (mode, program,\n"
@@ -690,7 +734,8 @@ static const struct cmd cmds[] = {
 	{ "stats", cmd_stats, "[--json] [--rules]",
 	  "Show packets and bytes per endpoint, direction, action and reason,\n"
 	  "and with --rules the hits of every security-group rule (counted when a\n"
-	  "rule lets a flow in or out; later packets of the flow count as tracked).\n" },
+	  "rule lets a flow in or out; later packets of the flow count as tracked)\n"
+	  "and of every network ACL entry, by rule number (every packet it judges).\n" },
 	{ "conntrack", cmd_conntrack, "[--json] [--expire | --flush]",
 	  "List the tracked flows: endpoint side, peer, who initiated, state, idle\n"
 	  "time and timeout, packets each way.\n"

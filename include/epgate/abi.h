@@ -99,8 +99,14 @@ struct epg_addr_val {
 	__u32 ep_slot;    /* index of epg_ep_stats / epg_ep_info */
 	__u32 ruleset;    /* selector base: epg_sel(ruleset, gen, dir) */
 	__u32 ct_profile; /* epg_ct_prof[gen * EPG_CT_PROFILES + ct_profile] */
-	__u32 pad;
+	__u32 acl;        /* network ACL: EPG_ACL_NONE, or its selector base */
 };
+
+/* Network ACLs share the rule maps with security groups: their selector
+ * bases start here (rulesets stay below). */
+#define EPG_ACL_NONE      0
+#define EPG_ACL_SEL_BASE  (1u << 28)
+#define EPG_MAX_RULESETS  (EPG_ACL_SEL_BASE - 1)
 
 /* Idle timeouts of tracked flows, in seconds, by state. Per interface from
  * ConnectionTrackingConfiguration; the rest from the config document. */
@@ -197,10 +203,16 @@ struct epg_svc_key {
 #define EPG_SVC_PLEN_PROTO 40 /* selector + protocol: every port of it */
 #define EPG_SVC_PLEN_FULL  56
 
-/* (selector, bit) -> rule slot, for per-rule counters. Hash. */
+/* (selector, bit) -> what the entry is: its counter slot and, for network
+ * ACL entries, whether it denies. Hash. */
 struct epg_rule_bit_key {
 	__u32 sel;
 	__u32 bit;
+};
+
+struct epg_rule_ref {
+	__u32 slot; /* epg_rule_stats / epg_rule_info index */
+	__u32 deny; /* ACL entry with RuleAction deny */
 };
 
 struct epg_counter {
@@ -220,15 +232,23 @@ struct epg_ep_info {
 	__u32 in_use;
 	__u32 n_addrs;
 	__u32 n_rules[EPG_DIR_MAX];
+	char  acl_id[EPG_ID_LEN]; /* the network ACL of its first address under one, or "" */
+	__u32 n_acl_addrs;        /* addresses judged by a network ACL too */
+	__u32 n_acls;             /* distinct network ACLs over its addresses */
 };
 
 /* epg_rule_info[rule_slot]: what a rule counter counts. Hash, userspace only. */
+enum epg_rule_kind {
+	EPG_RULE_SG  = 0, /* a security-group rule; group_id is the group */
+	EPG_RULE_ACL = 1, /* a network ACL entry; group_id is the ACL */
+};
+
 struct epg_rule_info {
 	char  group_id[EPG_ID_LEN];
 	char  rule_id[16];             /* stable: content hash, "r-0123abcd" */
-	char  desc[EPG_RULE_DESC_LEN]; /* "tcp 443 from 10.0.0.0/8" */
+	char  desc[EPG_RULE_DESC_LEN]; /* "tcp 443 from 10.0.0.0/8", "#100 deny tcp 22 from ..." */
 	__u32 dir;
-	__u32 pad;
+	__u32 kind;                    /* enum epg_rule_kind */
 };
 
 /* epg_ifaces[ifindex]: where the datapath is attached. Userspace only. */
@@ -258,7 +278,8 @@ EPG_STATIC_ASSERT(sizeof(struct epg_peer4_key) == 12, "epg_peer4_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer6_key) == 24, "epg_peer6_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_svc_key) == 12, "epg_svc_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rule_bit_key) == 8, "epg_rule_bit_key layout");
-EPG_STATIC_ASSERT(sizeof(struct epg_ep_info) == 176, "epg_ep_info layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_ep_info) == 216, "epg_ep_info layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_rule_ref) == 8, "epg_rule_ref layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rule_info) == 152, "epg_rule_info layout");
 
 #endif

@@ -19,19 +19,28 @@
 #include "epgate.skel.h"
 #include "pkt.h"
 
+#define ACL_IN(n, act, proto, from, to, cidr)                                      \
+	"  {\"RuleNumber\": " #n ", \"Protocol\": \"" proto "\", \"RuleAction\": \"" act "\", " \
+	"\"Egress\": false, \"CidrBlock\": \"" cidr "\", \"PortRange\": {\"From\": " #from ", \"To\": " #to "}}"
+
 static const char *policy_json =
 	"{\"VpcEndpoints\": ["
 	"  {\"VpcEndpointId\": \"vpce-aaaa\", \"VpcEndpointType\": \"Interface\","
 	"   \"ServiceName\": \"com.amazonaws.test.a\", \"NetworkInterfaceIds\": [\"eni-a\"],"
 	"   \"Groups\": [{\"GroupId\": \"sg-a\"}, {\"GroupId\": \"sg-b\"}]},"
 	"  {\"VpcEndpointId\": \"vpce-bbbb\", \"VpcEndpointType\": \"Interface\","
-	"   \"ServiceName\": \"com.amazonaws.test.b\", \"NetworkInterfaceIds\": [\"eni-b\"]}"
+	"   \"ServiceName\": \"com.amazonaws.test.b\", \"NetworkInterfaceIds\": [\"eni-b\"]},"
+	"  {\"VpcEndpointId\": \"vpce-cccc\", \"VpcEndpointType\": \"Interface\","
+	"   \"ServiceName\": \"com.amazonaws.test.c\", \"NetworkInterfaceIds\": [\"eni-c\"]}"
 	"],"
 	"\"NetworkInterfaces\": ["
 	"  {\"NetworkInterfaceId\": \"eni-a\", \"PrivateIpAddress\": \"198.18.10.1\","
 	"   \"Ipv6Addresses\": [{\"Ipv6Address\": \"fd00:10::1\"}], \"Groups\": [{\"GroupId\": \"sg-a\"}]},"
 	"  {\"NetworkInterfaceId\": \"eni-b\", \"PrivateIpAddress\": \"198.18.20.1\","
 	"   \"Groups\": [{\"GroupId\": \"sg-c\"}]},"
+	"  {\"NetworkInterfaceId\": \"eni-c\", \"SubnetId\": \"subnet-acl\", \"VpcId\": \"vpc-1\","
+	"   \"PrivateIpAddress\": \"198.18.50.1\", \"Ipv6Addresses\": [{\"Ipv6Address\": \"fd00:50::1\"}],"
+	"   \"Groups\": [{\"GroupId\": \"sg-open\"}]},"
 	"  {\"NetworkInterfaceId\": \"eni-m\", \"PrivateIpAddress\": \"198.18.30.5\","
 	"   \"Ipv6Addresses\": [{\"Ipv6Address\": \"fd00:30::5\"}], \"Groups\": [{\"GroupId\": \"sg-members\"}]}"
 	"],"
@@ -55,8 +64,32 @@ static const char *policy_json =
 	"  {\"GroupId\": \"sg-c\", \"IpPermissions\": ["
 	"    {\"IpProtocol\": \"tcp\", \"FromPort\": 80, \"ToPort\": 80, \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}]}"
 	"  ]},"
-	"  {\"GroupId\": \"sg-members\", \"IpPermissions\": []}"
+	"  {\"GroupId\": \"sg-members\", \"IpPermissions\": []},"
+	"  {\"GroupId\": \"sg-open\", \"IpPermissions\": ["
+	"    {\"IpProtocol\": \"-1\", \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}], \"Ipv6Ranges\": [{\"CidrIpv6\": \"::/0\"}]}"
+	"  ], \"IpPermissionsEgress\": ["
+	"    {\"IpProtocol\": \"-1\", \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}], \"Ipv6Ranges\": [{\"CidrIpv6\": \"::/0\"}]}"
+	"  ]}"
 	"],"
+	"\"NetworkAcls\": [{\"NetworkAclId\": \"acl-1\", \"VpcId\": \"vpc-1\", \"IsDefault\": false,"
+	"  \"Associations\": [{\"SubnetId\": \"subnet-acl\"}], \"Entries\": ["
+	ACL_IN(90, "deny", "6", 22, 22, "198.18.6.0/24") ","
+	ACL_IN(100, "allow", "6", 22, 22, "198.18.0.0/16") ","
+	ACL_IN(110, "deny", "6", 80, 80, "198.18.9.9/32") ","
+	ACL_IN(120, "allow", "6", 80, 80, "198.18.9.0/24") ","
+	ACL_IN(130, "allow", "6", 8080, 8080, "198.18.0.0/15") ","
+	ACL_IN(140, "deny", "6", 8080, 8080, "198.18.10.0/24") ","
+	"  {\"RuleNumber\": 200, \"Protocol\": \"1\", \"RuleAction\": \"allow\", \"Egress\": false,"
+	"   \"CidrBlock\": \"0.0.0.0/0\", \"IcmpTypeCode\": {\"Type\": 8, \"Code\": -1}},"
+	"  {\"RuleNumber\": 100, \"Protocol\": \"6\", \"RuleAction\": \"allow\", \"Egress\": false,"
+	"   \"Ipv6CidrBlock\": \"fd00::/8\", \"PortRange\": {\"From\": 22, \"To\": 22}},"
+	"  {\"RuleNumber\": 100, \"Protocol\": \"6\", \"RuleAction\": \"allow\", \"Egress\": true,"
+	"   \"CidrBlock\": \"198.18.0.0/15\", \"PortRange\": {\"From\": 1024, \"To\": 65535}},"
+	"  {\"RuleNumber\": 100, \"Protocol\": \"6\", \"RuleAction\": \"allow\", \"Egress\": true,"
+	"   \"Ipv6CidrBlock\": \"fd00::/8\", \"PortRange\": {\"From\": 1024, \"To\": 65535}},"
+	"  {\"RuleNumber\": 110, \"Protocol\": \"1\", \"RuleAction\": \"allow\", \"Egress\": true,"
+	"   \"CidrBlock\": \"0.0.0.0/0\", \"IcmpTypeCode\": {\"Type\": -1, \"Code\": -1}}"
+	"]}],"
 	"\"PrefixLists\": [{\"PrefixListId\": \"pl-x\", \"Entries\": [{\"Cidr\": \"198.19.1.0/24\"}]}]"
 	"}";
 
@@ -567,6 +600,100 @@ static void conntrack_tests(void)
 	step("GRE back out", &gre_back, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
 }
 
+/* ---- network ACLs ---------------------------------------------------------- */
+
+#define C4 "198.18.50.1"
+#define C6 "fd00:50::1"
+
+/* One step, and the hit of the ACL entry that decided (NULL: none checked). */
+static void acl_step(const char *name, const struct pkt_spec *spec, int verdict, int dir,
+		     int reason, const char *acl_entry)
+{
+	int slot = acl_entry ? rule_slot(acl_entry) : -1;
+	uint64_t before = rule_count(slot);
+
+	if (acl_entry)
+		CHECK(slot >= 0, "%s: ACL entry '%s' exists", name, acl_entry);
+	step(name, spec, verdict, "vpce-cccc", dir, reason,
+	     reason == EPG_R_ACL ? acl_entry : NULL);
+	if (acl_entry && reason != EPG_R_ACL)
+		CHECK_EQ(rule_count(slot) - before, 1, "%s: ACL entry '%s' hit once", name, acl_entry);
+}
+
+static void acl_tests(void)
+{
+	struct pkt_spec p;
+
+	ct_flush();
+	p = tcp4("198.18.7.5", 40000, C4, 22, SYN);
+	acl_step("ACL allows, group allows", &p, XDP_PASS, IN, EPG_R_RULE,
+		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
+	p = tcp4(C4, 22, "198.18.7.5", 40000, SYNACK);
+	acl_step("reply to an ephemeral port: outbound entry allows", &p, XDP_PASS, OUT,
+		 EPG_R_TRACKED, "acl-1|#100 allow tcp 1024-65535 to 198.18.0.0/15");
+	p = tcp4("198.18.7.5", 1000, C4, 22, SYN);
+	acl_step("client on a low port: allowed in", &p, XDP_PASS, IN, EPG_R_RULE,
+		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
+	p = tcp4(C4, 22, "198.18.7.5", 1000, SYNACK);
+	acl_step("its reply: no outbound entry, stateless '*' denies though tracked", &p, XDP_DROP,
+		 OUT, EPG_R_ACL, "acl-1|#* deny all to 0.0.0.0/0");
+	p = tcp4("198.18.6.5", 40000, C4, 22, SYN);
+	acl_step("deny-then-allow: the lower deny decides", &p, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
+	p = tcp4("198.19.1.1", 40000, C4, 22, SYN);
+	acl_step("no entry matches: '*'", &p, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#* deny all from 0.0.0.0/0");
+	p = tcp4("198.18.9.9", 40000, C4, 80, SYN);
+	acl_step("a /32 deny below a /24 allow", &p, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#110 deny tcp 80 from 198.18.9.9/32");
+	p = tcp4("198.18.9.8", 40000, C4, 80, SYN);
+	acl_step("next to it: the /24 allow", &p, XDP_PASS, IN, EPG_R_RULE,
+		 "acl-1|#120 allow tcp 80 from 198.18.9.0/24");
+	p = tcp4("198.18.10.1", 40000, C4, 8080, SYN);
+	acl_step("allow-then-deny: the lower allow decides", &p, XDP_PASS, IN, EPG_R_RULE,
+		 "acl-1|#130 allow tcp 8080 from 198.18.0.0/15");
+	struct pkt_spec echo = ICMP4("198.18.1.1", C4, 8, 0);
+	acl_step("ICMP type entry", &echo, XDP_PASS, IN, EPG_R_RULE,
+		 "acl-1|#200 allow icmp type 8 from 0.0.0.0/0");
+	struct pkt_spec unreach = ICMP4("198.18.1.1", C4, 3, 1);
+	acl_step("other ICMP type: '*'", &unreach, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#* deny all from 0.0.0.0/0");
+	struct pkt_spec v6 = TCP6("fd00:1::1", C6, 22);
+	acl_step("IPv6 entry with the same number", &v6, XDP_PASS, IN, EPG_R_RULE,
+		 "acl-1|#100 allow tcp 22 from fd00::/8");
+	struct pkt_spec v6b = TCP6("fd00:1::1", C6, 80);
+	acl_step("IPv6: only IPv6 entries, then its own '*'", &v6b, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#* deny all from ::/0");
+	struct pkt_spec u = udp4("198.18.1.1", 5000, C4, 53);
+	acl_step("no UDP entry: '*'", &u, XDP_DROP, IN, EPG_R_ACL, "acl-1|#* deny all from 0.0.0.0/0");
+
+	/* A deny entry added below the allow cuts an established flow at once. */
+	ct_flush();
+	struct pkt_spec syn = tcp4("198.18.7.5", 40100, C4, 22, SYN);
+	struct pkt_spec ack = tcp4("198.18.7.5", 40100, C4, 22, ACK);
+	acl_step("open a connection", &syn, XDP_PASS, IN, EPG_R_RULE,
+		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
+	acl_step("it is tracked", &ack, XDP_PASS, IN, EPG_R_TRACKED,
+		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
+	char *cut = strdup(policy_json), *at = strstr(cut, "\"RuleNumber\": 90,");
+
+	CHECK(at != NULL, "find entry 90");
+	if (at) {
+		/* entry 90 now denies 198.18.7.0/24 */
+		char *c = strstr(at, "198.18.6.0/24");
+
+		if (c)
+			c[7] = '7';
+	}
+	CHECK_EQ(apply_json(cut), 0, "apply a deny entry below the allow");
+	free(cut);
+	acl_step("the established connection is cut", &ack, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#90 deny tcp 22 from 198.18.7.0/24");
+	CHECK_EQ(apply_json(policy_json), 0, "remove it again");
+	acl_step("and the connection goes on", &ack, XDP_PASS, IN, EPG_R_TRACKED,
+		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
+}
+
 /* A full table refuses new flows and keeps the established ones. */
 static void allowance_tests(void)
 {
@@ -714,7 +841,7 @@ int main(void)
 	CHECK_EQ(rc, 0, "load the datapath and apply the test policy");
 	if (rc)
 		return check_summary();
-	CHECK_EQ(names.n_eps, 2, "two interface endpoints installed");
+	CHECK_EQ(names.n_eps, 3, "three interface endpoints installed");
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i]);
@@ -735,6 +862,7 @@ int main(void)
 	short_l4("icmpv6", i6, 4);
 
 	conntrack_tests();
+	acl_tests();
 	allowance_tests();
 	tc_tests();
 

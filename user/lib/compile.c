@@ -264,21 +264,21 @@ struct rule_index {
 };
 
 static int plan_rule(struct epg_plan *plan, struct rule_index *ix, size_t *cap,
-		     const struct epg_group *g, const struct epg_perm *perm,
-		     const struct epg_peer *peer, uint32_t dir, uint32_t *out)
+		     const char *owner, uint32_t kind, uint32_t dir, const char *text,
+		     uint32_t *out)
 {
-	char key[256], text[EPG_RULE_DESC_LEN];
+	char key[256];
 	struct epg_rule_plan *r;
 	uint32_t h;
 	size_t b;
 
-	rule_text(perm, peer, dir, text, sizeof(text));
-	snprintf(key, sizeof(key), "%s|%u|%s", g->id, dir, text);
+	snprintf(key, sizeof(key), "%s|%u|%s", owner, dir, text);
 	h = fnv1a(2166136261u, key);
 	b = h % ix->n_buckets;
 	for (size_t i = ix->head[b]; i; i = ix->next[i - 1]) {
 		r = &plan->rules[i - 1];
-		if (r->dir == dir && !strcmp(r->group_id, g->id) && !strcmp(r->desc, text)) {
+		if (r->dir == dir && !strcmp(r->group_id, owner) &&
+		    !strncmp(r->desc, text, sizeof(r->desc) - 1)) {
 			*out = (uint32_t)(i - 1);
 			return 0;
 		}
@@ -299,7 +299,8 @@ static int plan_rule(struct epg_plan *plan, struct rule_index *ix, size_t *cap,
 	r = &plan->rules[plan->n_rules];
 	memset(r, 0, sizeof(*r));
 	snprintf(r->rule_id, sizeof(r->rule_id), "r-%08x", h);
-	r->group_id = g->id;
+	r->group_id = owner;
+	r->kind = kind;
 	r->dir = dir;
 	snprintf(r->desc, sizeof(r->desc), "%s", text);
 	ix->next[plan->n_rules] = ix->head[b];
@@ -353,8 +354,11 @@ static int compile_dir(const struct epg_config *cfg, struct epg_plan *plan,
 						       perm->origin.file, perm->origin.path,
 						       g->id, EPG_RULE_BITS,
 						       dir == EPG_DIR_INGRESS ? "inbound" : "outbound");
-				rc = plan_rule(plan, ix, rule_cap, g, perm, &perm->peers[qi],
-					       dir, &rule);
+				char text[EPG_RULE_DESC_LEN];
+
+				rule_text(perm, &perm->peers[qi], dir, text, sizeof(text));
+				rc = plan_rule(plan, ix, rule_cap, g->id, EPG_RULE_SG, dir, text,
+					       &rule);
 				if (rc)
 					return rc;
 				bm_set(&bm, bit);
@@ -368,6 +372,120 @@ static int compile_dir(const struct epg_config *cfg, struct epg_plan *plan,
 			}
 		}
 	}
+	lpm_finish(&d->svc);
+	lpm_finish(&d->peer4);
+	lpm_finish(&d->peer6);
+	return 0;
+}
+
+/* ---- network ACLs -------------------------------------------------------- */
+
+/* The ACL of an interface: its subnet's, else its VPC's default. */
+static const struct epg_acl *acl_of(const struct epg_config *cfg, const struct epg_eni *eni)
+{
+	for (size_t i = 0; eni->subnet_id && i < cfg->n_acls; i++)
+		for (size_t s = 0; s < cfg->acls[i].n_subnets; s++)
+			if (!strcmp(cfg->acls[i].subnets[s], eni->subnet_id))
+				return &cfg->acls[i];
+	for (size_t i = 0; i < cfg->n_acls; i++) {
+		const struct epg_acl *a = &cfg->acls[i];
+
+		if (a->is_default && (!a->vpc_id || (eni->vpc_id && !strcmp(a->vpc_id, eni->vpc_id))))
+			return a;
+	}
+	return NULL;
+}
+
+static int acl_index(struct epg_plan *plan, const struct epg_acl *acl, uint32_t *out)
+{
+	void *v;
+
+	for (size_t i = 0; i < plan->n_acls; i++)
+		if (plan->acls[i].acl == acl) {
+			*out = (uint32_t)i + 1;
+			return 0;
+		}
+	v = realloc(plan->acls, (plan->n_acls + 1) * sizeof(*plan->acls));
+	if (!v)
+		return -ENOMEM;
+	plan->acls = v;
+	memset(&plan->acls[plan->n_acls], 0, sizeof(plan->acls[0]));
+	plan->acls[plan->n_acls].acl = acl;
+	*out = (uint32_t)++plan->n_acls;
+	return 0;
+}
+
+static const struct epg_acl_entry **sorted_entries(const struct epg_acl *acl, bool egress,
+						   size_t *n)
+{
+	const struct epg_acl_entry **v = calloc(acl->n_entries + 1, sizeof(*v));
+
+	*n = 0;
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < acl->n_entries; i++)
+		if (acl->entries[i].egress == egress)
+			v[(*n)++] = &acl->entries[i];
+	/* insertion sort: a few dozen entries at most */
+	for (size_t i = 1; i < *n; i++)
+		for (size_t j = i; j > 0 && v[j - 1]->rule_number > v[j]->rule_number; j--) {
+			const struct epg_acl_entry *t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v;
+}
+
+static int compile_acl_dir(struct epg_plan *plan, struct rule_index *ix, size_t *rule_cap,
+			   struct epg_acl_plan *ap, uint32_t dir, struct epg_error *err)
+{
+	struct epg_dir_plan *d = &ap->dir[dir];
+	const struct epg_acl_entry **v;
+	size_t n;
+	int rc = 0;
+
+	v = sorted_entries(ap->acl, dir == EPG_DIR_EGRESS, &n);
+	if (!v)
+		return -ENOMEM;
+	if (n > EPG_RULE_BITS) {
+		free(v);
+		return set_err(err, -E2BIG, "%s: %s: more than %d entries in one direction",
+			       ap->acl->origin.file, ap->acl->origin.path, EPG_RULE_BITS);
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		const struct epg_acl_entry *e = v[i];
+		bool icmp = e->proto == IPPROTO_ICMP || e->proto == IPPROTO_ICMPV6;
+		struct epg_perm perm = {
+			.proto = e->proto,
+			.from_port = icmp ? e->icmp_type : e->port_from,
+			.to_port = icmp ? e->icmp_code : e->port_to,
+		};
+		struct epg_peer peer = { .kind = EPG_PEER_CIDR, .cidr = e->cidr };
+		char text[EPG_RULE_DESC_LEN + 32], what[EPG_RULE_DESC_LEN];
+		struct epg_bitmap bm = { 0 };
+		uint32_t rule;
+
+		rule_text(&perm, &peer, dir, what, sizeof(what));
+		if (e->rule_number >= 32767)
+			snprintf(text, sizeof(text), "#* %s %s", e->allow ? "allow" : "deny", what);
+		else
+			snprintf(text, sizeof(text), "#%u %s %s", e->rule_number,
+				 e->allow ? "allow" : "deny", what);
+		rc = plan_rule(plan, ix, rule_cap, ap->acl->id, EPG_RULE_ACL, dir, text, &rule);
+		if (rc)
+			break;
+		bm_set(&bm, (uint32_t)i);
+		d->bit_rule[i] = rule;
+		d->bit_deny[i] = !e->allow;
+		d->n_bits++;
+		rc = epg_perm_service_prefixes(&perm, &d->svc, &bm);
+		if (!rc)
+			rc = add_peer_cidr(d, &e->cidr, &bm);
+	}
+	free(v);
+	if (rc)
+		return rc;
 	lpm_finish(&d->svc);
 	lpm_finish(&d->peer4);
 	lpm_finish(&d->peer6);
@@ -496,20 +614,26 @@ static int endpoint_addrs(const struct epg_config *cfg, struct epg_plan *plan,
 	}
 	out->addrs = calloc(cap ? cap : 1, sizeof(*out->addrs));
 	out->addr_profile = calloc(cap ? cap : 1, sizeof(*out->addr_profile));
-	if (!out->addrs || !out->addr_profile)
+	out->addr_acl = calloc(cap ? cap : 1, sizeof(*out->addr_acl));
+	if (!out->addrs || !out->addr_profile || !out->addr_acl)
 		return -ENOMEM;
 	for (size_t i = 0; i < ep->n_enis && !rc; i++) {
 		const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
-		uint32_t prof = 0;
+		const struct epg_acl *acl;
+		uint32_t prof = 0, acl_ix = 0;
 
 		if (!eni)
 			continue;
+		acl = acl_of(cfg, eni);
+		if (acl && acl_index(plan, acl, &acl_ix))
+			return -ENOMEM;
 		rc = ct_profile(plan, eni, &prof);
 		if (rc == -E2BIG)
 			return set_err(err, rc, "%s: %s: more than %d distinct ConnectionTrackingConfiguration settings",
 				       eni->origin.file, eni->origin.path, EPG_CT_PROFILES);
 		for (size_t a = 0; a < eni->n_addrs; a++) {
 			out->addr_profile[out->n_addrs] = prof;
+			out->addr_acl[out->n_addrs] = acl_ix;
 			out->addrs[out->n_addrs++] = eni->addrs[a];
 		}
 	}
@@ -666,6 +790,9 @@ int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 	for (size_t r = 0; r < plan->n_rulesets && !rc; r++)
 		for (uint32_t dir = 0; dir < EPG_DIR_MAX && !rc; dir++)
 			rc = compile_dir(cfg, plan, &ix, &rule_cap, &plan->rulesets[r], dir, err);
+	for (size_t a = 0; a < plan->n_acls && !rc; a++)
+		for (uint32_t dir = 0; dir < EPG_DIR_MAX && !rc; dir++)
+			rc = compile_acl_dir(plan, &ix, &rule_cap, &plan->acls[a], dir, err);
 	if (!rc)
 		rc = check_quotas(cfg, plan);
 out:
@@ -683,7 +810,15 @@ void epg_plan_free(struct epg_plan *plan)
 	for (size_t i = 0; i < plan->n_eps; i++) {
 		free(plan->eps[i].addrs);
 		free(plan->eps[i].addr_profile);
+		free(plan->eps[i].addr_acl);
 	}
+	for (size_t a = 0; a < plan->n_acls; a++)
+		for (int d = 0; d < EPG_DIR_MAX; d++) {
+			free(plan->acls[a].dir[d].svc.v);
+			free(plan->acls[a].dir[d].peer4.v);
+			free(plan->acls[a].dir[d].peer6.v);
+		}
+	free(plan->acls);
 	free(plan->eps);
 	free(plan->ct_profiles);
 	for (size_t r = 0; r < plan->n_rulesets; r++) {

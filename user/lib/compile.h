@@ -36,6 +36,7 @@ struct epg_lpm_set {
 struct epg_dir_plan {
 	uint32_t n_bits;
 	uint32_t bit_rule[EPG_RULE_BITS]; /* bit -> index into plan->rules */
+	uint8_t bit_deny[EPG_RULE_BITS];  /* ACL entries: RuleAction deny */
 	struct epg_lpm_set svc;   /* data: proto, port[2] */
 	struct epg_lpm_set peer4; /* data: IPv4 address */
 	struct epg_lpm_set peer6; /* data: IPv6 address */
@@ -47,17 +48,26 @@ struct epg_ruleset_plan {
 	struct epg_dir_plan dir[EPG_DIR_MAX];
 };
 
+/* A network ACL that applies to some endpoint address: its entries of each
+ * direction, bit i = the i-th entry in rule-number order. */
+struct epg_acl_plan {
+	const struct epg_acl *acl; /* in the config */
+	struct epg_dir_plan dir[EPG_DIR_MAX];
+};
+
 struct epg_ep_plan {
 	const struct epg_endpoint *ep; /* in the config */
 	struct epg_cidr *addrs;
 	uint32_t *addr_profile; /* per address: its interface's timeout set */
+	uint32_t *addr_acl;     /* per address: 0 none, else index into acls + 1 */
 	size_t n_addrs;
 	uint32_t ruleset;
 };
 
 struct epg_rule_plan {
 	char rule_id[16];    /* "r-" + 8 hex digits of a content hash */
-	const char *group_id;
+	const char *group_id; /* the group, or the network ACL */
+	uint32_t kind;        /* enum epg_rule_kind */
 	uint32_t dir;
 	char desc[EPG_RULE_DESC_LEN];
 };
@@ -69,6 +79,8 @@ struct epg_plan {
 	size_t n_rulesets;
 	struct epg_rule_plan *rules;
 	size_t n_rules;
+	struct epg_acl_plan *acls;
+	size_t n_acls;
 	struct epg_ct_timeouts *ct_profiles; /* [0]: the defaults */
 	size_t n_ct_profiles;
 	size_t n_warnings;

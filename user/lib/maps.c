@@ -481,6 +481,24 @@ static int write_lpm(int fd, const struct epg_lpm_set *set, uint32_t sel, size_t
 	return 0;
 }
 
+/* One (ruleset or ACL, direction): its prefixes and its bits' rules. */
+static int write_dir(struct epg_maps *m, const struct epg_dir_plan *dp, uint32_t sel,
+		     const struct slots *s, struct epg_error *err)
+{
+	int rc = write_lpm(m->svc, &dp->svc, sel, 3, "epg_svc", err);
+
+	rc = rc ? rc : write_lpm(m->peer4, &dp->peer4, sel, 4, "epg_peer4", err);
+	rc = rc ? rc : write_lpm(m->peer6, &dp->peer6, sel, 16, "epg_peer6", err);
+	for (uint32_t b = 0; b < dp->n_bits && !rc; b++) {
+		struct epg_rule_bit_key k = { .sel = sel, .bit = b };
+		struct epg_rule_ref ref = { .slot = s->rule_slot[dp->bit_rule[b]],
+					    .deny = dp->bit_deny[b] };
+
+		rc = put(m->rule_bits, &k, &ref, "epg_rule_bits", err);
+	}
+	return rc;
+}
+
 static int write_generation(struct epg_maps *m, const struct epg_plan *plan,
 			    const struct slots *s, uint32_t gen, struct epg_error *err)
 {
@@ -504,27 +522,20 @@ static int write_generation(struct epg_maps *m, const struct epg_plan *plan,
 			struct epg_addr_key k = { .gen = gen, .family = ep->addrs[a].family };
 
 			v.ct_profile = ep->addr_profile[a];
+			v.acl = ep->addr_acl[a] ? EPG_ACL_SEL_BASE + ep->addr_acl[a] - 1 : EPG_ACL_NONE;
 			memcpy(k.addr, ep->addrs[a].addr,
 			       k.family == AF_INET ? 4 : 16);
 			rc = put(m->addr, &k, &v, "epg_addr", err);
 		}
 	}
-	for (size_t r = 0; r < plan->n_rulesets && !rc; r++) {
-		for (uint32_t d = 0; d < EPG_DIR_MAX && !rc; d++) {
-			const struct epg_dir_plan *dp = &plan->rulesets[r].dir[d];
-			uint32_t sel = epg_sel((uint32_t)r, gen, d);
-
-			rc = write_lpm(m->svc, &dp->svc, sel, 3, "epg_svc", err);
-			rc = rc ? rc : write_lpm(m->peer4, &dp->peer4, sel, 4, "epg_peer4", err);
-			rc = rc ? rc : write_lpm(m->peer6, &dp->peer6, sel, 16, "epg_peer6", err);
-			for (uint32_t b = 0; b < dp->n_bits && !rc; b++) {
-				struct epg_rule_bit_key k = { .sel = sel, .bit = b };
-
-				rc = put(m->rule_bits, &k, &s->rule_slot[dp->bit_rule[b]],
-					 "epg_rule_bits", err);
-			}
-		}
-	}
+	for (size_t r = 0; r < plan->n_rulesets && !rc; r++)
+		for (uint32_t d = 0; d < EPG_DIR_MAX && !rc; d++)
+			rc = write_dir(m, &plan->rulesets[r].dir[d], epg_sel((uint32_t)r, gen, d),
+				       s, err);
+	for (size_t a = 0; a < plan->n_acls && !rc; a++)
+		for (uint32_t d = 0; d < EPG_DIR_MAX && !rc; d++)
+			rc = write_dir(m, &plan->acls[a].dir[d],
+				       epg_sel(EPG_ACL_SEL_BASE + (uint32_t)a, gen, d), s, err);
 	return rc;
 }
 
@@ -543,11 +554,23 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 			 ep->ep->service ? ep->ep->service : "");
 		for (int d = 0; d < EPG_DIR_MAX; d++)
 			info.n_rules[d] = rs->dir[d].n_bits;
+		for (size_t a = 0; a < ep->n_addrs; a++) {
+			size_t b = 0;
+
+			if (!ep->addr_acl[a])
+				continue;
+			if (!info.n_acl_addrs++)
+				snprintf(info.acl_id, sizeof(info.acl_id), "%s",
+					 plan->acls[ep->addr_acl[a] - 1].acl->id);
+			while (b < a && ep->addr_acl[b] != ep->addr_acl[a])
+				b++;
+			info.n_acls += b == a; /* first address under this ACL */
+		}
 		rc = put(m->ep_info, &s->ep_slot[e], &info, "epg_ep_info", err);
 	}
 	for (size_t r = 0; r < plan->n_rules && !rc; r++) {
 		const struct epg_rule_plan *rp = &plan->rules[r];
-		struct epg_rule_info info = { .dir = rp->dir };
+		struct epg_rule_info info = { .dir = rp->dir, .kind = rp->kind };
 
 		snprintf(info.group_id, sizeof(info.group_id), "%s", rp->group_id);
 		snprintf(info.rule_id, sizeof(info.rule_id), "%s", rp->rule_id);
