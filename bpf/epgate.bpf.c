@@ -29,6 +29,24 @@ epg_classify(__u32 gen, __u32 family, const __u8 *addr)
 	return bpf_map_lookup_elem(&epg_addr, &k);
 }
 
+/* Every drop of endpoint traffic ends here: counted, and remembered for the
+ * flow logs. */
+static __always_inline int epg_reject(const struct epg_pkt *p, __u32 ep_slot, __u32 dir,
+				      __u32 reason, __u32 rule, __u64 bytes)
+{
+	struct epg_rej_key k = { .proto = p->proto, .family = (__u8)p->family, .dir = (__u8)dir };
+
+	__builtin_memcpy(k.src, p->saddr, 16);
+	__builtin_memcpy(k.dst, p->daddr, 16);
+	if (p->has_ports) {
+		if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)
+			__builtin_memcpy(&k.sport, p->sport, 2);
+		__builtin_memcpy(&k.dport, p->port, 2);
+	}
+	epg_rej_record(&k, ep_slot, reason, p->tcp_flags, bytes);
+	return epg_finish(ep_slot, dir, reason, rule, bytes);
+}
+
 /*
  * Decide on a parsed packet; returns EPG_ACCEPT or EPG_DROP. Hook-independent.
  * A global function: the verifier checks it once, with the packet's fields
@@ -44,12 +62,11 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	struct epg_ct_val *flow = NULL;
 	__u32 zero = 0, gen = 0, dir, sel, rule, acl_rule, acl;
 	int bit, tracked, reason, src_lo = 0;
-	struct epg_pkt p;
+	const struct epg_pkt *p = pkt;
 	__u64 now;
 
-	if (!pkt)
+	if (!p)
 		return EPG_ACCEPT;
-	p = *pkt;
 	if (rc == EPG_PARSE_NOT_IP) {
 		epg_count_global(EPG_G_PASSTHROUGH, bytes);
 		epg_count_global(EPG_G_NOT_IP, bytes);
@@ -61,11 +78,11 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	if (meta)
 		gen = meta->active_gen & 1;
 
-	ep = epg_classify(gen, p.family, p.daddr);
+	ep = epg_classify(gen, p->family, p->daddr);
 	if (ep) {
 		dir = EPG_DIR_INGRESS;
 	} else {
-		ep = epg_classify(gen, p.family, p.saddr);
+		ep = epg_classify(gen, p->family, p->saddr);
 		if (!ep) {
 			epg_count_global(EPG_G_PASSTHROUGH, bytes);
 			return EPG_ACCEPT;
@@ -73,21 +90,21 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		dir = EPG_DIR_EGRESS;
 	}
 	if (rc != EPG_PARSE_OK)
-		return epg_finish(ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+		return epg_reject(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 
 	/* Inbound: the network ACL first, on every packet, tracked or not. */
 	acl = ep->acl;
 	if (acl != EPG_ACL_NONE && dir == EPG_DIR_INGRESS &&
-	    epg_acl_denies(epg_sel(acl, gen, dir), &p, 1, bytes, &rule))
-		return epg_finish(ep->ep_slot, dir, EPG_R_ACL, rule, bytes);
+	    epg_acl_denies(epg_sel(acl, gen, dir), p, 1, bytes, &rule))
+		return epg_reject(p, ep->ep_slot, dir, EPG_R_ACL, rule, bytes);
 
 	/* A packet of a tracked flow passes whatever the rules say now. */
 	now = bpf_ktime_get_ns();
-	tracked = epg_ct_key_of(&ck, &p, &src_lo);
+	tracked = epg_ct_key_of(&ck, p, &src_lo);
 	if (tracked) {
 		flow = epg_ct_lookup(&ck, now);
-		if (flow && p.proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
-		    (p.tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
+		if (flow && p->proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
+		    (p->tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
 			/* a new connection reusing a closed one's ports */
 			bpf_map_delete_elem(&epg_ct, &ck);
 			flow = NULL;
@@ -96,35 +113,35 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
 		reason = EPG_R_TRACKED;
-	} else if (epg_ct_related(&p, now)) {
+	} else if (epg_ct_related(p, now)) {
 		reason = EPG_R_RELATED;
 	} else {
 		sel = epg_sel(ep->ruleset, gen, dir);
-		bit = epg_match(sel, &p, dir == EPG_DIR_INGRESS);
+		bit = epg_match(sel, p, dir == EPG_DIR_INGRESS);
 		if (bit < 0) {
-			if (p.frag == EPG_FRAG_LATER)
+			if (p->frag == EPG_FRAG_LATER)
 				rc = EPG_R_FRAGMENT;
-			else if (p.proto == IPPROTO_TCP && !(p.tcp_flags & EPG_TCP_SYN))
+			else if (p->proto == IPPROTO_TCP && !(p->tcp_flags & EPG_TCP_SYN))
 				rc = EPG_R_TCP_NO_FLOW;
 			else
 				rc = EPG_R_NO_RULE;
-			return epg_finish(ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+			return epg_reject(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 		}
 		reason = EPG_R_RULE;
 		rule = epg_rule_slot(sel, bit);
 	}
 
-	/* Outbound: the network ACL after the security group. */
+	/* Outbound: the network ACL after the security group-> */
 	if (acl != EPG_ACL_NONE && dir == EPG_DIR_EGRESS &&
-	    epg_acl_denies(epg_sel(acl, gen, dir), &p, 0, bytes, &acl_rule))
-		return epg_finish(ep->ep_slot, dir, EPG_R_ACL, acl_rule, bytes);
+	    epg_acl_denies(epg_sel(acl, gen, dir), p, 0, bytes, &acl_rule))
+		return epg_reject(p, ep->ep_slot, dir, EPG_R_ACL, acl_rule, bytes);
 
 	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 	if (flow)
-		epg_ct_update(flow, &p, dir, src_lo == flow->init_lo, bytes, now, tmo);
+		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, tmo);
 	else if (reason == EPG_R_RULE && tracked &&
-		 epg_ct_create(&ck, src_lo, &p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo))
-		return epg_finish(ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
+		 epg_ct_create(&ck, src_lo, p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo))
+		return epg_reject(p, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
 	return epg_finish(ep->ep_slot, dir, reason, rule, bytes);
 }
 

@@ -96,6 +96,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_ct SEC(".maps");
 
+/* Rejected flows for flow logs, drained by userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_REJ_MAX);
+	__type(key, struct epg_rej_key);
+	__type(value, struct epg_rej_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_rej SEC(".maps");
+
 /* Timeout sets, [gen * EPG_CT_PROFILES + profile]. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -39,6 +39,29 @@ static __always_inline void epg_count_rule(__u32 rule_slot, __u64 bytes)
 	}
 }
 
+/* Remember a rejected packet for the flow logs (aggregated, not an event per
+ * packet). Counters race benignly between CPUs: flow logs are estimates. */
+static __always_inline void epg_rej_record(const struct epg_rej_key *k, __u32 ep_slot,
+					   __u32 reason, __u8 tcp_flags, __u64 bytes)
+{
+	struct epg_rej_val *v = bpf_map_lookup_elem(&epg_rej, k);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (v) {
+		__sync_fetch_and_add(&v->packets, 1);
+		__sync_fetch_and_add(&v->bytes, bytes);
+		v->last_ns = now;
+		v->tcp_flags |= tcp_flags;
+		return;
+	}
+	struct epg_rej_val nv = {
+		.first_ns = now, .last_ns = now, .packets = 1, .bytes = bytes,
+		.ep_slot = ep_slot, .tcp_flags = tcp_flags, .reason = (__u8)reason,
+	};
+	if (bpf_map_update_elem(&epg_rej, k, &nv, BPF_NOEXIST) == -7 /* E2BIG: full */)
+		epg_count_global(EPG_G_REJ_LOST, bytes);
+}
+
 static __always_inline int epg_finish(__u32 ep_slot, __u32 dir, __u32 reason,
 				      __u32 rule_slot, __u64 bytes)
 {

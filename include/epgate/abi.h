@@ -41,6 +41,7 @@
 #define EPG_GENERATIONS     2
 #define EPG_CT_MAX          262144                 /* tracked flows (the "allowance") */
 #define EPG_CT_PROFILES     64                     /* distinct timeout sets per generation */
+#define EPG_REJ_MAX         65536                  /* rejected flows per flow-log interval */
 
 enum epg_dir {
 	EPG_DIR_INGRESS = 0, /* toward an endpoint address */
@@ -70,6 +71,7 @@ enum epg_global {
 	EPG_G_CT_EXCEEDED = 3, /* new flows refused: table full (conntrack_allowance_exceeded) */
 	EPG_G_CT_EXPIRED  = 4, /* flows removed by the datapath when found idle */
 	EPG_G_FORWARDED   = 5, /* tc egress: forwarded, judged where it arrived */
+	EPG_G_REJ_LOST    = 6, /* rejected packets not recorded for flow logs: table full */
 	EPG_G_MAX         = 8
 };
 
@@ -252,6 +254,32 @@ struct epg_rule_info {
 };
 
 /* epg_ifaces[ifindex]: where the datapath is attached. Userspace only. */
+/* Rejected flows, for flow logs: one entry per flow and direction as the
+ * packets travelled (not normalised), drained by the flow-log writer every
+ * interval. When the table is full the packet is still dropped, and counted
+ * in EPG_G_REJ_LOST (reported as SKIPDATA). */
+struct epg_rej_key {
+	__u8  src[16];
+	__u8  dst[16];
+	__be16 sport;  /* TCP/UDP ports; ICMP type, code in dport; else 0 */
+	__be16 dport;
+	__u8  proto;
+	__u8  family;
+	__u8  dir;     /* enum epg_dir */
+	__u8  pad;
+};
+
+struct epg_rej_val {
+	__u64 first_ns; /* CLOCK_MONOTONIC */
+	__u64 last_ns;
+	__u64 packets;
+	__u64 bytes;
+	__u32 ep_slot;
+	__u8  tcp_flags;
+	__u8  reason;   /* the first packet's */
+	__u8  pad[2];
+};
+
 enum epg_attach_mode {
 	EPG_MODE_NATIVE = 1, /* XDP in the driver */
 	EPG_MODE_SKB    = 2, /* generic XDP */
@@ -267,6 +295,8 @@ struct epg_iface_info {
 };
 #define EPG_MAX_IFACES 256
 
+EPG_STATIC_ASSERT(sizeof(struct epg_rej_key) == 40, "epg_rej_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_rej_val) == 40, "epg_rej_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 72, "epg_ct_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_timeouts) == 32, "epg_ct_timeouts layout");

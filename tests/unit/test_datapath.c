@@ -694,6 +694,28 @@ static void acl_tests(void)
 		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
 }
 
+/* Rejected packets are aggregated per flow and direction for the flow logs. */
+static void rejected_flow_tests(void)
+{
+	struct pkt_spec syn = tcp4("198.18.1.1", 43000, A4, 444, SYN);
+	struct epg_rej_key k = { .proto = IPPROTO_TCP, .family = AF_INET, .dir = EPG_DIR_INGRESS };
+	struct epg_rej_val v;
+
+	ct_flush();
+	inet_pton(AF_INET, "198.18.1.1", k.src);
+	inet_pton(AF_INET, A4, k.dst);
+	k.sport = htons(43000);
+	k.dport = htons(444);
+	bpf_map_delete_elem(maps.rej, &k);
+	step("a rejected SYN", &syn, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("its retransmission", &syn, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	CHECK_EQ(bpf_map_lookup_elem(maps.rej, &k, &v), 0, "the rejected flow is recorded");
+	CHECK_EQ(v.packets, 2, "both packets counted in one entry");
+	CHECK_EQ(v.reason, EPG_R_NO_RULE, "with its reason");
+	CHECK_EQ(v.tcp_flags, SYN, "and its TCP flags");
+	CHECK(v.last_ns >= v.first_ns && v.first_ns > 0, "first and last seen");
+}
+
 /* A full table refuses new flows and keeps the established ones. */
 static void allowance_tests(void)
 {
@@ -822,6 +844,7 @@ static int setup(void)
 	maps.ifaces = bpf_map__fd(skel->maps.epg_ifaces);
 	maps.ct = bpf_map__fd(skel->maps.epg_ct);
 	maps.ct_prof = bpf_map__fd(skel->maps.epg_ct_prof);
+	maps.rej = bpf_map__fd(skel->maps.epg_rej);
 	maps.lock_fd = -1;
 	snprintf(maps.pin_dir, sizeof(maps.pin_dir), "(test)");
 
@@ -863,6 +886,7 @@ int main(void)
 
 	conntrack_tests();
 	acl_tests();
+	rejected_flow_tests();
 	allowance_tests();
 	tc_tests();
 

@@ -85,6 +85,7 @@ static const struct {
 	{ "epg_ifaces", offsetof(struct epg_maps, ifaces) },
 	{ "epg_ct", offsetof(struct epg_maps, ct) },
 	{ "epg_ct_prof", offsetof(struct epg_maps, ct_prof) },
+	{ "epg_rej", offsetof(struct epg_maps, rej) },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
