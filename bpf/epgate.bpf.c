@@ -91,6 +91,12 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	}
 	if (rc != EPG_PARSE_OK)
 		return epg_reject(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+	if (epg_is_link_control(p)) {
+		/* neighbour discovery and MLD are link plumbing, never judged by
+		 * groups or ACLs (as ARP for IPv4) */
+		epg_count_global(EPG_G_PASSTHROUGH, bytes);
+		return EPG_ACCEPT;
+	}
 
 	/* Inbound: the network ACL first, on every packet, tracked or not. */
 	acl = ep->acl;
@@ -166,10 +172,12 @@ __noinline int epg_parse_skb(struct __sk_buff *skb, struct epg_pkt *p)
 	return epg_parse(p, (void *)(long)skb->data, (void *)(long)skb->data_end);
 }
 
-SEC("xdp")
+/* xdp.frags: multi-buffer frames (jumbo MTU) are accepted; the headers the
+ * parser reads are in the first buffer, the byte count is the whole frame. */
+SEC("xdp.frags")
 int epg_xdp(struct xdp_md *ctx)
 {
-	__u64 bytes = ctx->data_end - ctx->data;
+	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	struct epg_pkt p = {};
 	int rc = epg_parse_xdp(ctx, &p);
 

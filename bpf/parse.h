@@ -79,6 +79,17 @@ static __always_inline int epg_icmp_is_error(__u8 proto, __u8 type)
 	return type >= 1 && type <= 4;
 }
 
+/* ICMPv6 neighbour discovery (133-137) and multicast listener messages
+ * (130-132, 143): link plumbing that EC2 never filters, like ARP. */
+static __always_inline int epg_is_link_control(const struct epg_pkt *p)
+{
+	__u8 t = p->port[0];
+
+	if (p->proto != IPPROTO_ICMPV6 || !p->has_ports)
+		return 0;
+	return (t >= 130 && t <= 137) || t == 143;
+}
+
 /* The quoted header of an ICMP error: IP header, then 8 bytes of L4. A quote
  * that is cut short is simply not related to anything. */
 static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, void *data_end)

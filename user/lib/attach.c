@@ -208,11 +208,11 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 	}
 	rc = xdp_program__attach(prog, (int)ifindex, xmode, 0);
 	if (rc) {
-		set_err(err, rc, "%s: cannot attach in %s mode: %s%s", ifname,
+		set_err(err, rc, "%s: cannot load or attach the XDP program in %s mode: %s%s", ifname,
 			mode == EPG_MODE_SKB ? "skb" : "native", strerror(-rc),
 			rc == -EBUSY || rc == -EEXIST ?
 			" (another XDP program holds the interface without libxdp's dispatcher; remove it or attach it through libxdp)" :
-			mode == EPG_MODE_NATIVE ? " (the driver may lack native XDP: try --mode skb)" : "");
+			" (run with -v to see the verifier's and libxdp's messages; if the driver lacks native XDP, try --mode skb)");
 		goto out;
 	}
 	if (skel)

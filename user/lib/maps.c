@@ -740,6 +740,13 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		rc = sum_percpu(m->ep_stats, i, e->c, sizeof(e->c));
 		s->n_eps++;
 	}
+	/* slot -> index into eps, so each address is placed in O(1) */
+	uint32_t *by_slot = rc ? NULL : calloc(EPG_MAX_ENDPOINTS, sizeof(*by_slot));
+
+	if (!rc && !by_slot)
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < s->n_eps; i++)
+		by_slot[s->eps[i].slot] = (uint32_t)i + 1;
 	while (!rc && !bpf_map_get_next_key(m->addr, aprev, &anext)) {
 		struct epg_addr_val v;
 
@@ -747,10 +754,10 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		aprev = &ak;
 		if (ak.gen != (s->meta.active_gen & 1) || bpf_map_lookup_elem(m->addr, &ak, &v))
 			continue;
-		for (size_t i = 0; i < s->n_eps && !rc; i++)
-			if (s->eps[i].slot == v.ep_slot)
-				rc = add_addr_text(&s->eps[i], &ak);
+		if (v.ep_slot < EPG_MAX_ENDPOINTS && by_slot[v.ep_slot])
+			rc = add_addr_text(&s->eps[by_slot[v.ep_slot] - 1], &ak);
 	}
+	free(by_slot);
 	prev = NULL;
 	while (!rc && !bpf_map_get_next_key(m->rule_info, prev, &next)) {
 		struct epg_rule_snapshot *r = &s->rules[s->n_rules];
