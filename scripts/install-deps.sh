@@ -6,9 +6,11 @@ set -euo pipefail
 
 PKGS=(
 	build-essential pkg-config clang llvm
-	libbpf-dev libxdp-dev libelf-dev zlib1g-dev libjansson-dev
+	libbpf-dev libxdp-dev libelf-dev zlib1g-dev libjansson-dev libmicrohttpd-dev
 	bpftool xdp-tools linux-libc-dev
-	iproute2 iputils-ping socat procps
+	libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for clang
+	iproute2 iputils-ping socat procps jq
+	prometheus  # promtool and a server the tests start on loopback themselves
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -25,6 +27,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# Debian starts the packaged Prometheus server where systemd runs; the
+	# tests start their own on loopback and need no system-wide one.
+	if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+		systemctl is-system-running >/dev/null 2>&1; then
+		systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
 fi
 
 if ! mountpoint -q /sys/fs/bpf; then
