@@ -13,6 +13,8 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 #include "epgate.h"
+#include "explain.h"
+#include "serve.h"
 
 #define EXIT_USAGE 2
 
@@ -240,9 +242,11 @@ static int cmd_apply(int argc, char **argv)
 
 	rc = epg_config_load_files(&cfg, (const char *const *)argv + optind,
 				   (size_t)(argc - optind), &err);
-	if (rc)
-		return rc == -EINVAL ? (fprintf(stderr, "epgate: %s\n", err.msg), EXIT_USAGE) :
-				       (fprintf(stderr, "epgate: %s\n", err.msg), EXIT_FAILURE);
+	if (rc) {
+		/* the documents' fault, or a file that is not there: usage */
+		fprintf(stderr, "epgate: %s\n", err.msg);
+		return rc == -EINVAL || rc == -ENOENT || rc == -EISDIR ? EXIT_USAGE : EXIT_FAILURE;
+	}
 	rc = epg_compile(&cfg, &plan, &err);
 	if (rc) {
 		epg_config_free(&cfg);
@@ -397,7 +401,7 @@ static int cmd_status(int argc, char **argv)
 	printf("pin directory: %s (ABI %u)\n", epg_pin_dir(pin_arg), s.meta.abi_version);
 	printf("policy: generation %llu, applied %s, %zu rules\n",
 	       (unsigned long long)s.meta.generation, when, s.n_rules);
-	printf("interfaces: %s\n", s.n_ifaces ? "" : "none (epgate attach IFACE)");
+	printf("interfaces:%s\n", s.n_ifaces ? "" : " none (epgate attach IFACE)");
 	for (size_t i = 0; i < s.n_ifaces; i++) {
 		const struct epg_iface_info *f = &s.ifaces[i].info;
 
@@ -710,6 +714,257 @@ static int cmd_conntrack(int argc, char **argv)
 	return rc ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/* ---- serve ------------------------------------------------------------------ */
+
+
+struct serve_args {
+	struct epg_serve_opts o;
+	const char *config[64];
+	size_t n_config;
+};
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v < lo || v > hi)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int serve_opt(int opt, const char *arg, void *ctx)
+{
+	struct serve_args *a = ctx;
+	char *colon;
+
+	switch (opt) {
+	case 'c':
+		if (a->n_config == sizeof(a->config) / sizeof(a->config[0]))
+			return usage_error("serve", "too many --config files"), 1;
+		a->config[a->n_config++] = arg;
+		return 0;
+	case 'l':
+		a->o.listen = arg;
+		return 0;
+	case 'i':
+		if (a->o.n_ifaces == EPG_MAX_SERVE_IFACES)
+			return usage_error("serve", "too many --interface options"), 1;
+		colon = strchr(arg, ':');
+		a->o.modes[a->o.n_ifaces] = EPG_MODE_NATIVE;
+		if (colon) {
+			if (!strcmp(colon + 1, "skb"))
+				a->o.modes[a->o.n_ifaces] = EPG_MODE_SKB;
+			else if (strcmp(colon + 1, "native"))
+				return usage_error("serve", "--interface %s: the mode after ':' is native or skb", arg), 1;
+			*colon = '\0';
+		}
+		a->o.ifaces[a->o.n_ifaces++] = arg;
+		return 0;
+	case 'f':
+		a->o.flow_log = arg;
+		return 0;
+	case 'F':
+		a->o.flow_log_format = arg;
+		return 0;
+	case 'n':
+		if (parse_uint(arg, 1, 600, &a->o.flow_log_interval))
+			return usage_error("serve", "--flow-log-interval takes 60 or 600 seconds (1..600 for tests), not '%s'", arg), 1;
+		return 0;
+	case 's':
+		if (parse_uint(arg, 1, 3600, &a->o.sweep_interval))
+			return usage_error("serve", "--sweep-interval takes 1..3600 seconds, not '%s'", arg), 1;
+		return 0;
+	}
+	return 1;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	static const struct option extra[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "interface", required_argument, NULL, 'i' },
+		{ "flow-log", required_argument, NULL, 'f' },
+		{ "flow-log-format", required_argument, NULL, 'F' },
+		{ "flow-log-interval", required_argument, NULL, 'n' },
+		{ "sweep-interval", required_argument, NULL, 's' },
+		{ 0 } };
+	struct serve_args a = { .o = { .flow_log_interval = 60, .sweep_interval = 10 } };
+	struct epg_error err = { "" };
+	int rc;
+
+	rc = parse_opts(find_cmd("serve"), argc, argv, "c:l:i:", extra, 8, serve_opt, &a);
+	if (rc >= 0)
+		return rc;
+	/* files after --config FILE are more config files */
+	while (optind < argc && a.n_config < sizeof(a.config) / sizeof(a.config[0]))
+		a.config[a.n_config++] = argv[optind++];
+	if (!a.n_config)
+		return usage_error("serve", "expected --config FILE...");
+	if (optind < argc)
+		return usage_error("serve", "too many config files");
+	a.o.config = a.config;
+	a.o.n_config = a.n_config;
+	a.o.pin_dir = epg_pin_dir(pin_arg);
+	a.o.verbose = verbose;
+	rc = epg_serve(&a.o, &err);
+	if (rc == -EBUSY || rc == -EADDRINUSE)
+		rc = -EEXIST; /* exit 2: the command cannot run as given */
+	return rc ? fail(rc, &err) : EXIT_SUCCESS;
+}
+
+/* ---- explain ---------------------------------------------------------------- */
+
+struct explain_args {
+	struct epg_explain_query q;
+	const char *src, *dst, *proto;
+	bool json, have_sport, have_dport;
+};
+
+static int explain_opt(int opt, const char *arg, void *ctx)
+{
+	struct explain_args *a = ctx;
+	unsigned v;
+
+	switch (opt) {
+	case 'S': a->src = arg; return 0;
+	case 'D': a->dst = arg; return 0;
+	case 'p': a->proto = arg; return 0;
+	case 'j': a->json = true; return 0;
+	case 's':
+	case 'd':
+		if (parse_uint(arg, 0, 65535, &v))
+			return usage_error("explain", "a port is 0..65535, not '%s'", arg), 1;
+		if (opt == 's') {
+			a->q.sport = (uint16_t)v;
+			a->have_sport = true;
+		} else {
+			a->q.dport = (uint16_t)v;
+			a->have_dport = true;
+		}
+		return 0;
+	case 't':
+	case 'C':
+		if (parse_uint(arg, 0, 255, &v))
+			return usage_error("explain", "an ICMP type or code is 0..255, not '%s'", arg), 1;
+		if (opt == 't')
+			a->q.icmp_type = (int)v;
+		else
+			a->q.icmp_code = (int)v;
+		return 0;
+	case 'f':
+		if (parse_uint(arg, 0, 255, &v))
+			return usage_error("explain", "--tcp-flags takes a number 0..255 (SYN 2, ACK 16), not '%s'", arg), 1;
+		a->q.tcp_flags = (uint8_t)v;
+		return 0;
+	}
+	return 1;
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+	static const struct option extra[] = {
+		{ "src", required_argument, NULL, 'S' }, { "dst", required_argument, NULL, 'D' },
+		{ "proto", required_argument, NULL, 'p' }, { "sport", required_argument, NULL, 's' },
+		{ "dport", required_argument, NULL, 'd' }, { "icmp-type", required_argument, NULL, 't' },
+		{ "icmp-code", required_argument, NULL, 'C' }, { "tcp-flags", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' }, { 0 } };
+	struct explain_args a = { .q = { .tcp_flags = 0x02 } };
+	struct epg_explain_result r;
+	struct epg_error err = { "" };
+	struct epg_maps m;
+	char pb[8];
+	int rc;
+
+	rc = parse_opts(find_cmd("explain"), argc, argv, "", extra, 10, explain_opt, &a);
+	if (rc >= 0)
+		return rc;
+	if (argc != optind)
+		return usage_error("explain", "unexpected argument '%s'", argv[optind]);
+	if (!a.src || !a.dst || !a.proto)
+		return usage_error("explain", "--src, --dst and --proto are required");
+	a.q.family = strchr(a.src, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(a.q.family, a.src, a.q.src) != 1 ||
+	    inet_pton(a.q.family, a.dst, a.q.dst) != 1)
+		return usage_error("explain", "--src and --dst must be addresses of one family");
+	if (!strcmp(a.proto, "tcp"))
+		a.q.proto = IPPROTO_TCP;
+	else if (!strcmp(a.proto, "udp"))
+		a.q.proto = IPPROTO_UDP;
+	else if (!strcmp(a.proto, "icmp"))
+		a.q.proto = IPPROTO_ICMP;
+	else if (!strcmp(a.proto, "icmpv6"))
+		a.q.proto = IPPROTO_ICMPV6;
+	else if (parse_uint(a.proto, 0, 255, (unsigned *)&a.q.proto))
+		return usage_error("explain", "--proto is tcp, udp, icmp, icmpv6 or a number, not '%s'", a.proto);
+	if ((a.q.proto == IPPROTO_TCP || a.q.proto == IPPROTO_UDP) && !a.have_dport)
+		return usage_error("explain", "--dport is required for tcp and udp");
+	if (!a.have_sport && (a.q.proto == IPPROTO_TCP || a.q.proto == IPPROTO_UDP))
+		a.q.sport = 49152;
+	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), 0, &err);
+	if (rc)
+		return fail(rc, &err);
+	rc = epg_explain(&m, &a.q, &r, &err);
+	epg_maps_close(&m);
+	if (rc)
+		return fail(rc, &err);
+	if (a.json) {
+		json_t *j = json_pack("{s:s, s:b, s:I}", "verdict",
+				      r.verdict == EPG_DROP ? "reject" : "accept",
+				      "endpoint_traffic", r.endpoint_traffic,
+				      "generation", (json_int_t)r.generation);
+
+		if (r.endpoint_traffic) {
+			json_object_set_new(j, "endpoint_id", json_string(r.ep.endpoint_id));
+			json_object_set_new(j, "direction", json_string(dir_name(r.dir)));
+			json_object_set_new(j, "reason", json_string(epg_reason_label(r.reason)));
+			json_object_set_new(j, "tracked_flow", r.tracked ?
+				json_pack("{s:s, s:I}", "state", epg_ct_state_name(r.flow.state),
+					  "timeout_seconds", (json_int_t)r.flow.timeout_s) : json_null());
+			if (r.have_acl_entry)
+				json_object_set_new(j, "network_acl", json_pack("{s:s, s:s, s:s}",
+					"network_acl_id", r.acl_entry.group_id, "rule", r.acl_entry.rule_id,
+					"entry", r.acl_entry.desc));
+			if (r.have_rule)
+				json_object_set_new(j, "security_group", json_pack("{s:s, s:s, s:s}",
+					"group_id", r.rule.group_id, "rule", r.rule.rule_id,
+					"description", r.rule.desc));
+		}
+		return print_json(j);
+	}
+	if (!r.endpoint_traffic) {
+		printf("accept: neither %s nor %s is an endpoint address; the packet passes untouched\n",
+		       a.src, a.dst);
+		return EXIT_SUCCESS;
+	}
+	printf("%s (%s)\n", r.verdict == EPG_DROP ? "reject" : "accept", epg_reason_label(r.reason));
+	printf("  endpoint:      %s %s, %s\n", r.ep.endpoint_id, r.ep.service_name, dir_name(r.dir));
+	printf("  packet:        %s %s -> %s", proto_label((uint8_t)a.q.proto, pb, sizeof(pb)),
+	       a.src, a.dst);
+	if (a.q.proto == IPPROTO_TCP || a.q.proto == IPPROTO_UDP)
+		printf(" port %u -> %u", a.q.sport, a.q.dport);
+	else if (a.q.proto == IPPROTO_ICMP || a.q.proto == IPPROTO_ICMPV6)
+		printf(" type %d code %d", a.q.icmp_type, a.q.icmp_code);
+	printf("\n  tracked flow:  %s\n", r.tracked ? epg_ct_state_name(r.flow.state) : "none");
+	if (r.have_acl_entry)
+		printf("  network ACL:   %s %s (%s)\n", r.acl_entry.group_id, r.acl_entry.desc,
+		       r.acl_entry.rule_id);
+	else if (!r.ep.n_acl_addrs)
+		printf("  network ACL:   none for this endpoint\n");
+	if (r.have_rule)
+		printf("  security group: %s %s (%s)\n", r.rule.group_id, r.rule.desc, r.rule.rule_id);
+	else if (r.reason == EPG_R_NO_RULE || r.reason == EPG_R_TCP_NO_FLOW)
+		printf("  security group: no %s rule of the endpoint's groups allows it\n",
+		       r.dir == EPG_DIR_INGRESS ? "inbound" : "outbound");
+	printf("  policy generation %llu (computed by the installed datapath)\n",
+	       (unsigned long long)r.generation);
+	return EXIT_SUCCESS;
+}
+
 /* ---- the table of commands ---------------------------------------------- */
 
 static const struct cmd cmds[] = {
@@ -736,6 +991,30 @@ static const struct cmd cmds[] = {
 	  "and with --rules the hits of every security-group rule (counted when a\n"
 	  "rule lets a flow in or out; later packets of the flow count as tracked)\n"
 	  "and of every network ACL entry, by rule number (every packet it judges).\n" },
+	{ "serve", cmd_serve,
+	  "--config FILE... [--listen ADDR:PORT] [--interface IFACE[:skb]]... [--flow-log FILE|-]\n"
+	  "       [--flow-log-interval 60|600] [--flow-log-format FMT] [--sweep-interval N]",
+	  "Run in the foreground (systemd-friendly): attach to the --interface\n"
+	  "interfaces not yet attached (or adopt what is pinned), apply the config,\n"
+	  "re-apply it on SIGHUP (a bad config keeps the running policy and counts\n"
+	  "epgate_policy_apply_errors_total), serve /metrics (Prometheus) and /healthz\n"
+	  "over HTTP, remove idle flows, and write VPC Flow Logs records.\n"
+	  "  --listen ADDR:PORT       default " EPG_DEFAULT_LISTEN "; [::1]:PORT for IPv6\n"
+	  "  --flow-log FILE          append records to FILE (reopened on SIGUSR1), - for stdout\n"
+	  "  --flow-log-interval N    aggregation interval: 60 (default) or 600 s; 1..600 accepted\n"
+	  "  --flow-log-format FMT    ${field} names, e.g. '${version} ${srcaddr} ${action}';\n"
+	  "                           default: the version 2 default format\n"
+	  "  --sweep-interval N       seconds between idle-flow sweeps (default 10)\n"
+	  "Stopping it (SIGTERM) or losing it leaves the datapath attached and enforcing.\n"
+	  "One serve per pin directory.\n" },
+	{ "explain", cmd_explain,
+	  "--src ADDR --dst ADDR --proto P [--sport N] [--dport N] [--icmp-type T --icmp-code C]\n"
+	  "       [--tcp-flags N] [--json]",
+	  "Say what the installed datapath does with this packet and why: the\n"
+	  "verdict and reason, the network ACL entry and security-group rule that\n"
+	  "decided, and whether a tracked flow exists. It runs a private copy of the\n"
+	  "program on the pinned policy: no counter, flow or policy changes.\n"
+	  "  --tcp-flags N  TCP flags of the packet (default 2, a SYN)\n" },
 	{ "conntrack", cmd_conntrack, "[--json] [--expire | --flush]",
 	  "List the tracked flows: endpoint side, peer, who initiated, state, idle\n"
 	  "time and timeout, packets each way.\n"

@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: MIT
+/* `epgate serve`: see serve.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <microhttpd.h>
+#include "flowlog.h"
+#include "metrics.h"
+#include "serve.h"
+
+struct serve {
+	const struct epg_serve_opts *o;
+	struct epg_maps maps;
+	struct epg_config cfg;       /* the applied config, for flow-log interfaces */
+	struct epg_fl_eni *enis;
+	size_t n_enis;
+	atomic_ulong apply_errors;
+	atomic_ulong flowlog_skipped;
+	struct MHD_Daemon *http;
+	FILE *flow_out;
+	struct epg_fl_format fmt;
+	struct epg_fl_state *fl;
+	uint64_t rej_lost_seen;
+	uint64_t interval_start;
+	int lock_fd;
+};
+
+static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* Messages of the running daemon: to stderr, one line each, for journald. */
+static void logmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "epgate serve: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int epg_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	char *end;
+	long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 1 || port > 65535)
+		return -EINVAL;
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -EINVAL;
+		*len = sizeof(*a);
+	}
+	return 0;
+}
+
+/* One serve per pin directory: a lock file named after it in /run/lock,
+ * released by the kernel whenever the process ends, SIGKILL included. */
+static int take_serve_lock(struct serve *sv, struct epg_error *err)
+{
+	char path[128], pid[32];
+	uint32_t h = 2166136261u;
+	ssize_t n;
+
+	for (const char *p = sv->o->pin_dir; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	mkdir("/run/lock", 0755);
+	snprintf(path, sizeof(path), "/run/lock/epgate-serve-%08x.lock", h);
+	sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sv->lock_fd < 0)
+		return set_err(err, -errno, "cannot create %s: %s", path, strerror(errno));
+	if (flock(sv->lock_fd, LOCK_EX | LOCK_NB)) {
+		int rc = -errno;
+
+		n = pread(sv->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(sv->lock_fd);
+		sv->lock_fd = -1;
+		if (rc == -EWOULDBLOCK)
+			return set_err(err, -EBUSY, "another epgate serve (pid %s) already runs on %s; stop it first",
+				       pid[0] ? pid : "?", sv->o->pin_dir);
+		return set_err(err, rc, "cannot lock %s: %s", path, strerror(-rc));
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", getpid());
+	if (ftruncate(sv->lock_fd, 0) || pwrite(sv->lock_fd, pid, (size_t)n, 0) != n)
+		logmsg("warning: cannot write the pid into %s", path);
+	return 0;
+}
+
+/* ---- policy ------------------------------------------------------------- */
+
+static int build_enis(struct serve *sv)
+{
+	const struct epg_config *cfg = &sv->cfg;
+	size_t n = 0;
+
+	free(sv->enis);
+	sv->enis = NULL;
+	sv->n_enis = 0;
+	for (size_t i = 0; i < cfg->n_enis; i++)
+		n += cfg->enis[i].n_addrs;
+	sv->enis = calloc(n ? n : 1, sizeof(*sv->enis));
+	if (!sv->enis)
+		return -ENOMEM;
+	/* only interfaces of enforced endpoints get records */
+	for (size_t e = 0; e < cfg->n_endpoints; e++) {
+		const struct epg_endpoint *ep = &cfg->endpoints[e];
+
+		if (!epg_endpoint_is_interface(ep))
+			continue;
+		for (size_t k = 0; k < ep->n_enis; k++) {
+			const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[k]);
+
+			for (size_t a = 0; eni && a < eni->n_addrs; a++) {
+				struct epg_fl_eni *f = &sv->enis[sv->n_enis++];
+
+				f->family = eni->addrs[a].family;
+				memcpy(f->addr, eni->addrs[a].addr, 16);
+				f->interface_id = eni->id;
+				f->account_id = eni->owner_id;
+				f->vpc_id = eni->vpc_id;
+				f->subnet_id = eni->subnet_id;
+				f->az_id = NULL; /* the documents give the zone's name, not its id */
+			}
+		}
+	}
+	return 0;
+}
+
+/* Load, compile, install. On any error the running policy stays. */
+static int apply_config(struct serve *sv, struct epg_error *err)
+{
+	struct epg_config cfg = { 0 };
+	struct epg_plan plan;
+	struct epg_maps locked;
+	int rc;
+
+	rc = epg_config_load_files(&cfg, sv->o->config, sv->o->n_config, err);
+	if (rc)
+		return rc;
+	rc = epg_compile(&cfg, &plan, err);
+	if (rc) {
+		epg_config_free(&cfg);
+		return rc;
+	}
+	for (size_t i = 0; i < plan.n_warnings; i++)
+		logmsg("warning: %s", plan.warnings[i]);
+	rc = epg_maps_open(&locked, sv->o->pin_dir, EPG_OPEN_CREATE | EPG_OPEN_LOCK, err);
+	if (!rc) {
+		rc = epg_policy_apply(&locked, &plan, err);
+		epg_maps_close(&locked);
+	}
+	epg_plan_free(&plan);
+	if (rc) {
+		epg_config_free(&cfg);
+		return rc;
+	}
+	epg_config_free(&sv->cfg);
+	sv->cfg = cfg;
+	return build_enis(sv);
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+			     char *body, size_t len, bool owned)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	static char not_found[] = "not found: try /metrics or /healthz\n";
+	static char not_allowed[] = "read-only: GET or HEAD\n";
+	static char ok[] = "ok\n";
+	static char failing[] = "cannot read the pinned maps\n";
+	struct serve *sv = cls;
+	struct epg_metrics_input in = { 0 };
+	struct epg_error err = { "" };
+	struct epg_snapshot s;
+	char *body;
+	size_t len;
+
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", not_allowed,
+			     sizeof(not_allowed) - 1, false);
+	if (!strcmp(url, "/healthz")) {
+		struct epg_meta meta;
+		uint32_t zero = 0;
+
+		if (bpf_map_lookup_elem(sv->maps.meta, &zero, &meta))
+			return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", failing,
+				     sizeof(failing) - 1, false);
+		return reply(c, MHD_HTTP_OK, "text/plain", ok, sizeof(ok) - 1, false);
+	}
+	if (strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", not_found,
+			     sizeof(not_found) - 1, false);
+	if (epg_snapshot_read(&sv->maps, &s, &err)) {
+		logmsg("/metrics: %s", err.msg);
+		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", failing,
+			     sizeof(failing) - 1, false);
+	}
+	in.snap = &s;
+	in.ct_entries = (uint64_t)epg_ct_count(&sv->maps);
+	in.ct_max = EPG_CT_MAX;
+	in.apply_errors = atomic_load(&sv->apply_errors);
+	in.flowlog_skipped = atomic_load(&sv->flowlog_skipped);
+	in.version = EPG_VERSION;
+	if (epg_metrics_render(&in, &body, &len)) {
+		epg_snapshot_free(&s);
+		return MHD_NO;
+	}
+	epg_snapshot_free(&s);
+	return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, true);
+}
+
+static int start_http(struct serve *sv, struct epg_error *err)
+{
+	const char *listen = sv->o->listen ? sv->o->listen : EPG_DEFAULT_LISTEN;
+	struct sockaddr_storage ss;
+	unsigned len;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	if (epg_parse_listen(listen, &ss, &len))
+		return set_err(err, -EINVAL, "--listen %s: expected ADDR:PORT or [IPV6]:PORT", listen);
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	sv->http = MHD_start_daemon(flags, 0, NULL, NULL, handle, sv,
+				    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+				    MHD_OPTION_END);
+	if (!sv->http)
+		return set_err(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address of this host)",
+			       listen);
+	return 0;
+}
+
+/* ---- flow logs ----------------------------------------------------------- */
+
+struct flow_vec {
+	struct epg_flow *v;
+	size_t n, cap;
+};
+
+static int collect_flow(const struct epg_flow *f, void *ctx)
+{
+	struct flow_vec *fv = ctx;
+
+	if (fv->n == fv->cap) {
+		size_t cap = fv->cap ? fv->cap * 2 : 1024;
+		void *v = realloc(fv->v, cap * sizeof(*fv->v));
+
+		if (!v)
+			return -ENOMEM;
+		fv->v = v;
+		fv->cap = cap;
+	}
+	fv->v[fv->n++] = *f;
+	return 0;
+}
+
+/* Take every rejected entry out of the table, each one atomically. */
+static int drain_rejected(struct serve *sv, struct epg_fl_rejected **out, size_t *n)
+{
+	struct epg_rej_key key, next, *prev = NULL;
+	size_t cap = 0;
+	struct epg_rej_key *keys = NULL;
+	size_t nk = 0;
+
+	*out = NULL;
+	*n = 0;
+	while (!bpf_map_get_next_key(sv->maps.rej, prev, &next)) {
+		if (nk == cap) {
+			void *v = realloc(keys, (cap = cap ? cap * 2 : 256) * sizeof(*keys));
+
+			if (!v) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = v;
+		}
+		keys[nk++] = next;
+		key = next;
+		prev = &key;
+	}
+	*out = calloc(nk ? nk : 1, sizeof(**out));
+	if (!*out) {
+		free(keys);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nk; i++) {
+		struct epg_fl_rejected *r = &(*out)[*n];
+
+		if (bpf_map_lookup_and_delete_elem(sv->maps.rej, &keys[i], &r->val))
+			continue;
+		r->key = keys[i];
+		(*n)++;
+	}
+	free(keys);
+	return 0;
+}
+
+static void write_record(const struct epg_fl_record *r, void *ctx)
+{
+	struct serve *sv = ctx;
+	char line[1024];
+
+	if (epg_fl_format_record(&sv->fmt, r, line, sizeof(line)) >= 0)
+		fprintf(sv->flow_out, "%s\n", line);
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void flow_log_interval(struct serve *sv)
+{
+	struct flow_vec fv = { 0 };
+	struct epg_fl_rejected *rej = NULL;
+	struct epg_fl_interval iv = { 0 };
+	struct epg_counter lost;
+	uint32_t key = EPG_G_REJ_LOST;
+	int ncpu = libbpf_num_possible_cpus();
+	struct epg_counter *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
+	size_t n_rej = 0;
+	int rc;
+
+	memset(&lost, 0, sizeof(lost));
+	if (percpu && !bpf_map_lookup_elem(sv->maps.global, &key, percpu))
+		for (int c = 0; c < ncpu; c++)
+			lost.packets += percpu[c].packets;
+	free(percpu);
+
+	rc = epg_ct_foreach(&sv->maps, collect_flow, &fv);
+	if (!rc)
+		rc = drain_rejected(sv, &rej, &n_rej);
+	iv.end = clock_ns(CLOCK_REALTIME) / 1000000000ull;
+	iv.start = sv->interval_start ? sv->interval_start : iv.end;
+	iv.mono_to_unix_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
+	iv.flows = fv.v;
+	iv.n_flows = fv.n;
+	iv.rejected = rej;
+	iv.n_rejected = n_rej;
+	iv.lost = lost.packets - sv->rej_lost_seen;
+	iv.enis = sv->enis;
+	iv.n_enis = sv->n_enis;
+	if (!rc && epg_fl_collect(sv->fl, &iv, write_record, sv) < 0)
+		rc = -ENOMEM;
+	if (rc) {
+		logmsg("flow logs: cannot collect this interval: %s", strerror(-rc));
+	} else {
+		if (iv.lost)
+			atomic_fetch_add(&sv->flowlog_skipped, iv.lost);
+		sv->rej_lost_seen = lost.packets;
+	}
+	fflush(sv->flow_out);
+	sv->interval_start = iv.end;
+	free(fv.v);
+	free(rej);
+}
+
+static int open_flow_log(struct serve *sv, struct epg_error *err)
+{
+	FILE *f;
+
+	if (!sv->o->flow_log)
+		return 0;
+	if (!strcmp(sv->o->flow_log, "-")) {
+		sv->flow_out = stdout;
+		return 0;
+	}
+	f = fopen(sv->o->flow_log, "ae");
+	if (!f)
+		return set_err(err, -errno, "--flow-log %s: %s", sv->o->flow_log, strerror(errno));
+	if (sv->flow_out && sv->flow_out != stdout)
+		fclose(sv->flow_out);
+	sv->flow_out = f;
+	return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
+{
+	struct serve sv = { .o = o, .lock_fd = -1 };
+	struct timespec tick = { .tv_sec = 1 };
+	uint64_t now, next_sweep, next_log;
+	sigset_t set;
+	int rc, sig;
+
+	atomic_init(&sv.apply_errors, 0);
+	atomic_init(&sv.flowlog_skipped, 0);
+	rc = epg_fl_format_parse(o->flow_log_format, &sv.fmt, err);
+	if (rc)
+		return rc;
+	rc = take_serve_lock(&sv, err);
+	if (rc)
+		return rc;
+	rc = epg_maps_open(&sv.maps, o->pin_dir, EPG_OPEN_CREATE, err);
+	if (rc)
+		goto out_lock;
+	rc = apply_config(&sv, err);
+	if (rc)
+		goto out_maps;
+	for (size_t i = 0; i < o->n_ifaces; i++) {
+		struct epg_maps locked;
+
+		rc = epg_maps_open(&locked, o->pin_dir, EPG_OPEN_LOCK, err);
+		if (rc)
+			goto out_cfg;
+		rc = epg_attach(&locked, o->ifaces[i], o->modes[i], err);
+		epg_maps_close(&locked);
+		if (rc == -EEXIST) {
+			logmsg("%s: already attached, adopted", o->ifaces[i]);
+			rc = 0;
+		}
+		if (rc)
+			goto out_cfg;
+	}
+	sv.fl = epg_fl_state_new();
+	if (!sv.fl) {
+		rc = set_err(err, -ENOMEM, "out of memory");
+		goto out_cfg;
+	}
+	rc = open_flow_log(&sv, err);
+	if (rc)
+		goto out_fl;
+	rc = start_http(&sv, err);
+	if (rc)
+		goto out_log;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	logmsg("running: pin directory %s, metrics on http://%s/metrics%s%s", o->pin_dir,
+	       o->listen ? o->listen : EPG_DEFAULT_LISTEN, o->flow_log ? ", flow logs to " : "",
+	       o->flow_log ? o->flow_log : "");
+
+	now = clock_ns(CLOCK_MONOTONIC);
+	next_sweep = now + (uint64_t)o->sweep_interval * 1000000000ull;
+	next_log = now + (uint64_t)o->flow_log_interval * 1000000000ull;
+	sv.interval_start = clock_ns(CLOCK_REALTIME) / 1000000000ull;
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP) {
+			struct epg_error aerr = { "" };
+
+			if (apply_config(&sv, &aerr)) {
+				atomic_fetch_add(&sv.apply_errors, 1);
+				logmsg("reload failed, the running policy stays: %s", aerr.msg);
+			} else {
+				logmsg("reloaded %zu document(s)", o->n_config);
+			}
+		}
+		if (sig == SIGUSR1 && sv.flow_out && sv.flow_out != stdout) {
+			struct epg_error ferr = { "" };
+
+			if (open_flow_log(&sv, &ferr))
+				logmsg("cannot reopen the flow log: %s", ferr.msg);
+		}
+		now = clock_ns(CLOCK_MONOTONIC);
+		if (sv.flow_out && now >= next_log) {
+			flow_log_interval(&sv);
+			next_log = now + (uint64_t)o->flow_log_interval * 1000000000ull;
+		}
+		if (now >= next_sweep) {
+			int n = epg_ct_expire(&sv.maps, now, false);
+
+			if (n > 0 && o->verbose)
+				logmsg("swept %d idle flows", n);
+			next_sweep = now + (uint64_t)o->sweep_interval * 1000000000ull;
+		}
+	}
+	logmsg("stopping; the datapath stays attached and enforcing");
+	if (sv.flow_out)
+		flow_log_interval(&sv);
+	MHD_stop_daemon(sv.http);
+	rc = 0;
+out_log:
+	if (sv.flow_out && sv.flow_out != stdout)
+		fclose(sv.flow_out);
+out_fl:
+	epg_fl_state_free(sv.fl);
+out_cfg:
+	free(sv.enis);
+	epg_config_free(&sv.cfg);
+out_maps:
+	epg_maps_close(&sv.maps);
+out_lock:
+	if (sv.lock_fd >= 0)
+		close(sv.lock_fd);
+	return rc;
+}
