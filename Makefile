@@ -14,7 +14,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Iuser/lib -I$(BUILD) \
 	    -DEPG_VERSION='"$(VERSION)"'
-LDLIBS   := $(shell pkg-config --libs libxdp libbpf jansson 2>/dev/null || echo -lxdp -lbpf -ljansson) -lelf -lz
+LDLIBS   := $(shell pkg-config --libs libxdp libbpf jansson libmicrohttpd 2>/dev/null || echo -lxdp -lbpf -ljansson -lmicrohttpd) -lelf -lz
 BPF_CFLAGS := -target bpf -O2 -g $(WARN) -D__TARGET_ARCH_$(ARCH) -Iinclude \
 	    -I/usr/include/$(MULTIARCH)
 
@@ -70,8 +70,8 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libepgate.a
 # The README's test command: installs what is missing, builds, runs every test.
 test:
 	$(Q)./scripts/install-deps.sh
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)BUILD=$(BUILD) ./tests/run.sh
+	$(Q)$(MAKE) --no-print-directory all asan $(BUILD)/fuzz/fuzz_config
+	$(Q)BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS_CI) ./tests/run.sh
 
 # The README's demo command.
 demo:
@@ -84,3 +84,41 @@ install: $(BUILD)/epgate
 
 clean:
 	rm -rf $(BUILD)
+
+# Sanitizers: the userspace library and its unit tests built with ASan and
+# UBSan into $(BUILD)/asan, run by `make test` once.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ASAN_LIB_OBJ := $(patsubst user/lib/%.c,$(BUILD)/asan/lib/%.o,$(LIB_SRC))
+ASAN_UNIT := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(UNIT_SRC))
+
+$(BUILD)/asan/lib/%.o: user/lib/%.c $(LIB_HDR) $(SKEL)
+	$(call msg,CC-ASAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+$(BUILD)/asan/tests/%: tests/unit/%.c tests/unit/check.h $(ASAN_LIB_OBJ)
+	$(call msg,TEST-ASAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(ASAN_FLAGS) -Itests/unit $< $(ASAN_LIB_OBJ) $(LDLIBS) -o $@
+
+asan: $(ASAN_UNIT)
+.SECONDARY: $(ASAN_LIB_OBJ) $(LIB_OBJ)
+
+# libFuzzer on the config loader and compiler, bounded: FUZZ_SECONDS
+# (`make fuzz`), FUZZ_SECONDS_CI within `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_SECONDS_CI ?= 30
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -Iinclude -Iuser/lib -I$(BUILD)
+$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/lib/config.c user/lib/compile.c $(LIB_HDR)
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_config.c user/lib/config.c user/lib/compile.c \
+		$(shell pkg-config --libs jansson) -o $@
+
+fuzz: $(BUILD)/fuzz/fuzz_config
+	$(Q)mkdir -p $(BUILD)/fuzz/corpus
+	$(Q)$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-dict=tests/fuzz/corpus/config.dict -print_final_stats=1 \
+		$(BUILD)/fuzz/corpus tests/fuzz/corpus/config 2>&1 | tail -n 12
+.PHONY: asan fuzz

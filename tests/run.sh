@@ -38,6 +38,15 @@ for t in "$BUILD"/tests/test_*; do
 	[ -x "$t" ] || continue
 	run_one "$(basename "$t")" "$t"
 done
+# the same unit tests built with ASan and UBSan
+for t in "$BUILD"/asan/tests/test_*; do
+	[ -x "$t" ] || continue
+	run_one "asan/$(basename "$t")" env ASAN_OPTIONS=detect_leaks=1 "$t"
+done
+# the config loader and compiler under libFuzzer, for a bounded time
+if [ -x "$BUILD/fuzz/fuzz_config" ]; then
+	run_one "fuzz_config (${FUZZ_SECONDS:-30} s)" tests/fuzz/run.sh "$BUILD/fuzz/fuzz_config" "${FUZZ_SECONDS:-30}"
+fi
 for t in tests/integ/test_*.sh; do
 	[ -f "$t" ] || continue
 	run_one "$(basename "$t")" bash "$t"
