@@ -6,6 +6,8 @@
  * Needs root. Maps are not pinned: the test's object is private.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -721,6 +723,75 @@ static void rejected_flow_tests(void)
 	CHECK(v.last_ns >= v.first_ns && v.first_ns > 0, "first and last seen");
 }
 
+/* ---- atomic generations: applies racing with packets ---------------------- */
+
+static atomic_int applying;
+
+/* Alternates between two policies that agree on the test's flows: the
+ * original, and one with an unrelated extra rule and extra endpoint. */
+static void *apply_loop(void *arg)
+{
+	char *other = malloc(strlen(policy_json) + 256);
+	int n = *(int *)arg, rc = 0;
+	const char *from = "\"IpPermissions\": [", *at = strstr(policy_json, from);
+
+	/* insert a rule at the head of sg-a's inbound rules */
+	size_t head = (size_t)(at - policy_json) + strlen(from);
+	memcpy(other, policy_json, head);
+	strcpy(other + head, "{\"IpProtocol\": \"tcp\", \"FromPort\": 9, \"ToPort\": 9, "
+			     "\"IpRanges\": [{\"CidrIp\": \"198.19.99.0/24\"}]},");
+	strcat(other, policy_json + head);
+	for (int i = 0; i < n && !rc; i++)
+		rc = apply_json(i % 2 ? policy_json : other);
+	free(other);
+	atomic_store(&applying, rc ? -1 : 0);
+	return NULL;
+}
+
+static void generation_tests(void)
+{
+	pthread_t t;
+	int n_applies = 100, rc;
+	uint64_t sent = 0, bad_allow = 0, bad_deny = 0;
+	struct epg_meta before, after;
+	uint32_t zero = 0;
+
+	ct_flush();
+	bpf_map_lookup_elem(maps.meta, &zero, &before);
+	atomic_store(&applying, 1);
+	rc = pthread_create(&t, NULL, apply_loop, &n_applies);
+	CHECK_EQ(rc, 0, "start the apply loop");
+	if (rc)
+		return;
+	/* new flows all the time (fresh source ports), so every packet takes
+	 * the address, rule and bit lookups of whichever generation is active */
+	for (uint32_t i = 0; atomic_load(&applying) == 1 && i < 500000; i++) {
+		struct pkt_spec ok = tcp4("198.18.1.1", (uint16_t)(1024 + i % 60000), A4, 443, SYN);
+		struct pkt_spec no = tcp4("198.18.1.1", (uint16_t)(1024 + i % 60000), A4, 444, SYN);
+		struct pkt k;
+		uint32_t v;
+
+		pkt_build(&k, &ok);
+		if (!run_frame(k.buf, k.len, &v) && v != XDP_PASS)
+			bad_allow++;
+		pkt_build(&k, &no);
+		if (!run_frame(k.buf, k.len, &v) && v != XDP_DROP)
+			bad_deny++;
+		sent += 2;
+		if (i % 20000 == 19999)
+			ct_flush(); /* keep the flow table from filling */
+	}
+	pthread_join(t, NULL);
+	bpf_map_lookup_elem(maps.meta, &zero, &after);
+	CHECK_EQ(atomic_load(&applying), 0, "%d applies succeeded", n_applies);
+	CHECK_EQ(after.generation - before.generation, (uint64_t)n_applies, "generation advanced once per apply");
+	CHECK(sent > 1000, "packets judged during the applies (%llu)", (unsigned long long)sent);
+	CHECK_EQ(bad_allow, 0, "no allowed packet dropped during %d policy swaps", n_applies);
+	CHECK_EQ(bad_deny, 0, "no denied packet passed during %d policy swaps", n_applies);
+	printf("generations: %llu packets judged across %d applies\n", (unsigned long long)sent, n_applies);
+	ct_flush();
+}
+
 /* A full table refuses new flows and keeps the established ones. */
 static void allowance_tests(void)
 {
@@ -892,6 +963,7 @@ int main(void)
 	conntrack_tests();
 	acl_tests();
 	rejected_flow_tests();
+	generation_tests();
 	allowance_tests();
 	tc_tests();
 

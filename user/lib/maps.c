@@ -220,11 +220,17 @@ int epg_maps_open(struct epg_maps *m, const char *pin_dir, int flags,
 			return rc;
 		}
 	}
-	if (flags & EPG_OPEN_CREATE) {
-		rc = create_pins(pin_dir, err);
-		if (rc) {
-			epg_maps_close(m);
-			return rc;
+	/* Load the object (maps only) when a pin is missing: the first time,
+	 * or after an upgrade that added a map of the same ABI. */
+	for (size_t i = 0; (flags & EPG_OPEN_CREATE) && i < N_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, map_names[i].name);
+		if (access(path, F_OK)) {
+			rc = create_pins(pin_dir, err);
+			if (rc) {
+				epg_maps_close(m);
+				return rc;
+			}
+			break;
 		}
 	}
 	for (size_t i = 0; i < N_MAPS; i++) {
@@ -340,12 +346,57 @@ static int zero_percpu(int fd, uint32_t key, size_t value_size)
 	return rc;
 }
 
+/* Every value of an array map, in one batch syscall where the kernel has it. */
+static int read_array(int fd, uint32_t n, size_t value_size, void *out)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	uint32_t *keys = calloc(n, sizeof(*keys)), count = n, batch = 0;
+	int rc;
+
+	if (!keys)
+		return -ENOMEM;
+	rc = bpf_map_lookup_batch(fd, NULL, &batch, keys, out, &count, &opts);
+	free(keys);
+	if (!rc || (rc == -ENOENT && count == n))
+		return 0;
+	for (uint32_t i = 0; i < n; i++) /* no batch support: one by one */
+		if (bpf_map_lookup_elem(fd, &i, (char *)out + (size_t)i * value_size))
+			return -errno;
+	return 0;
+}
+
+struct id_slot {
+	char id[EPG_ID_LEN + 16 + 8]; /* endpoint id, or "rule_id|group|dir" */
+	uint32_t slot;
+};
+
+static int cmp_id_slot(const void *a, const void *b)
+{
+	return strcmp(((const struct id_slot *)a)->id, ((const struct id_slot *)b)->id);
+}
+
+static uint32_t find_slot(const struct id_slot *v, size_t n, const char *id, uint32_t none)
+{
+	struct id_slot k;
+	const struct id_slot *hit;
+
+	snprintf(k.id, sizeof(k.id), "%s", id);
+	hit = bsearch(&k, v, n, sizeof(*v), cmp_id_slot);
+	return hit ? hit->slot : none;
+}
+
+static void rule_key(char *buf, size_t len, const char *rule_id, const char *group, uint32_t dir)
+{
+	snprintf(buf, len, "%s|%.*s|%u", rule_id, EPG_ID_LEN, group, dir);
+}
+
 struct slots {
 	uint32_t *ep_slot;   /* plan endpoint -> slot */
 	uint32_t *rule_slot; /* plan rule -> slot */
 	uint8_t *ep_keep;    /* slot -> used by the new plan */
 	uint8_t *rule_keep;
 	uint8_t *rule_used;  /* slot -> present in epg_rule_info */
+	uint8_t *ep_was_used; /* slot -> in use before this apply */
 };
 
 static void slots_free(struct slots *s)
@@ -355,31 +406,35 @@ static void slots_free(struct slots *s)
 	free(s->ep_keep);
 	free(s->rule_keep);
 	free(s->rule_used);
+	free(s->ep_was_used);
 }
 
 static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 			   struct slots *s)
 {
 	struct epg_ep_info *info = calloc(EPG_MAX_ENDPOINTS, sizeof(*info));
+	struct id_slot *ix = calloc(EPG_MAX_ENDPOINTS, sizeof(*ix));
 	uint32_t next_free = 0;
-	int rc = 0;
+	size_t n_ix = 0;
+	int rc;
 
-	if (!info)
-		return -ENOMEM;
+	if (!info || !ix) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = read_array(m->ep_info, EPG_MAX_ENDPOINTS, sizeof(*info), info);
+	if (rc)
+		goto out;
 	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++)
-		if (bpf_map_lookup_elem(m->ep_info, &i, &info[i])) {
-			rc = -errno;
-			goto out;
+		if (info[i].in_use) {
+			snprintf(ix[n_ix].id, sizeof(ix[n_ix].id), "%.*s", EPG_ID_LEN,
+				 info[i].endpoint_id);
+			ix[n_ix++].slot = i;
 		}
+	qsort(ix, n_ix, sizeof(*ix), cmp_id_slot);
 	for (size_t e = 0; e < plan->n_eps; e++) {
-		const char *id = plan->eps[e].ep->id;
-		uint32_t slot = EPG_MAX_ENDPOINTS;
+		uint32_t slot = find_slot(ix, n_ix, plan->eps[e].ep->id, EPG_MAX_ENDPOINTS);
 
-		for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++)
-			if (info[i].in_use && !strncmp(info[i].endpoint_id, id, EPG_ID_LEN)) {
-				slot = i;
-				break;
-			}
 		if (slot == EPG_MAX_ENDPOINTS) {
 			while (next_free < EPG_MAX_ENDPOINTS &&
 			       (info[next_free].in_use || s->ep_keep[next_free]))
@@ -396,57 +451,70 @@ static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 		s->ep_slot[e] = slot;
 		s->ep_keep[slot] = 1;
 	}
+	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++)
+		s->ep_was_used[i] = info[i].in_use;
 out:
 	free(info);
+	free(ix);
 	return rc;
 }
 
 static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 			     struct slots *s)
 {
-	struct epg_rule_info *info = calloc(EPG_MAX_RULE_SLOTS, sizeof(*info));
 	uint32_t key, next, *prev = NULL, next_free = 0;
+	struct id_slot *ix = NULL;
+	size_t n_ix = 0, cap = 0;
 	int rc = 0;
 
-	if (!info)
-		return -ENOMEM;
 	while (!bpf_map_get_next_key(m->rule_info, prev, &next)) {
-		if (next < EPG_MAX_RULE_SLOTS &&
-		    !bpf_map_lookup_elem(m->rule_info, &next, &info[next]))
-			s->rule_used[next] = 1;
+		struct epg_rule_info info;
+
 		key = next;
 		prev = &key;
+		if (next >= EPG_MAX_RULE_SLOTS || bpf_map_lookup_elem(m->rule_info, &next, &info))
+			continue;
+		s->rule_used[next] = 1;
+		if (n_ix == cap) {
+			void *v = realloc(ix, (cap = cap ? cap * 2 : 1024) * sizeof(*ix));
+
+			if (!v) {
+				free(ix);
+				return -ENOMEM;
+			}
+			ix = v;
+		}
+		rule_key(ix[n_ix].id, sizeof(ix[n_ix].id), info.rule_id, info.group_id, info.dir);
+		ix[n_ix++].slot = next;
 	}
-	/* Rules are few per apply compared to slots; match by id, group, direction. */
+	if (n_ix)
+		qsort(ix, n_ix, sizeof(*ix), cmp_id_slot);
 	for (size_t r = 0; r < plan->n_rules; r++) {
 		const struct epg_rule_plan *rp = &plan->rules[r];
-		uint32_t slot = EPG_MAX_RULE_SLOTS;
+		char k[sizeof(ix->id)];
+		uint32_t slot;
 
-		for (uint32_t i = 0; i < EPG_MAX_RULE_SLOTS; i++)
-			if (s->rule_used[i] && !s->rule_keep[i] && info[i].dir == rp->dir &&
-			    !strcmp(info[i].rule_id, rp->rule_id) &&
-			    !strncmp(info[i].group_id, rp->group_id, EPG_ID_LEN)) {
-				slot = i;
-				break;
-			}
+		rule_key(k, sizeof(k), rp->rule_id, rp->group_id, rp->dir);
+		slot = find_slot(ix, n_ix, k, EPG_MAX_RULE_SLOTS);
+		if (slot != EPG_MAX_RULE_SLOTS && s->rule_keep[slot])
+			slot = EPG_MAX_RULE_SLOTS; /* taken this apply: a duplicate */
 		if (slot == EPG_MAX_RULE_SLOTS) {
 			while (next_free < EPG_MAX_RULE_SLOTS &&
 			       (s->rule_used[next_free] || s->rule_keep[next_free]))
 				next_free++;
 			if (next_free == EPG_MAX_RULE_SLOTS) {
 				rc = -E2BIG;
-				goto out;
+				break;
 			}
 			slot = next_free;
 			rc = zero_percpu(m->rule_stats, slot, sizeof(struct epg_counter));
 			if (rc)
-				goto out;
+				break;
 		}
 		s->rule_slot[r] = slot;
 		s->rule_keep[slot] = 1;
 	}
-out:
-	free(info);
+	free(ix);
 	return rc;
 }
 
@@ -586,13 +654,9 @@ static void release_names(struct epg_maps *m, const struct slots *s)
 {
 	struct epg_ep_info none = { 0 };
 
-	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++) {
-		struct epg_ep_info info;
-
-		if (!s->ep_keep[i] && !bpf_map_lookup_elem(m->ep_info, &i, &info) &&
-		    info.in_use)
+	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++)
+		if (!s->ep_keep[i] && s->ep_was_used[i])
 			bpf_map_update_elem(m->ep_info, &i, &none, BPF_ANY);
-	}
 	for (uint32_t i = 0; i < EPG_MAX_RULE_SLOTS; i++)
 		if (s->rule_used[i] && !s->rule_keep[i])
 			bpf_map_delete_elem(m->rule_info, &i);
@@ -616,7 +680,9 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	s.ep_keep = calloc(EPG_MAX_ENDPOINTS, 1);
 	s.rule_keep = calloc(EPG_MAX_RULE_SLOTS, 1);
 	s.rule_used = calloc(EPG_MAX_RULE_SLOTS, 1);
-	if (!s.ep_slot || !s.rule_slot || !s.ep_keep || !s.rule_keep || !s.rule_used) {
+	s.ep_was_used = calloc(EPG_MAX_ENDPOINTS, 1);
+	if (!s.ep_slot || !s.rule_slot || !s.ep_keep || !s.rule_keep || !s.rule_used ||
+	    !s.ep_was_used) {
 		rc = set_err(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -727,19 +793,23 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 	s->ifaces = calloc(EPG_MAX_IFACES, sizeof(*s->ifaces));
 	if (!s->eps || !s->rules || !s->ifaces)
 		rc = -ENOMEM;
+	struct epg_ep_info *all = rc ? NULL : calloc(EPG_MAX_ENDPOINTS, sizeof(*all));
+
+	if (!rc && !all)
+		rc = -ENOMEM;
+	if (!rc)
+		rc = read_array(m->ep_info, EPG_MAX_ENDPOINTS, sizeof(*all), all);
 	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS && !rc; i++) {
 		struct epg_ep_snapshot *e = &s->eps[s->n_eps];
 
-		if (bpf_map_lookup_elem(m->ep_info, &i, &e->info)) {
-			rc = -errno;
-			break;
-		}
-		if (!e->info.in_use)
+		if (!all[i].in_use)
 			continue;
+		e->info = all[i];
 		e->slot = i;
 		rc = sum_percpu(m->ep_stats, i, e->c, sizeof(e->c));
 		s->n_eps++;
 	}
+	free(all);
 	/* slot -> index into eps, so each address is placed in O(1) */
 	uint32_t *by_slot = rc ? NULL : calloc(EPG_MAX_ENDPOINTS, sizeof(*by_slot));
 
