@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Bad input changes nothing: each case exits 2 with a message that names
+# what is wrong and where, and the installed policy generation stays. Needs
+# root: a private bpffs, and one namespace with a veth pair for the attach
+# cases (nothing outside it is touched).
+set -u
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+EPG="$ROOT/$BUILD/epgate"
+EX="$ROOT/examples"
+NS="epg-bad-$$"
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+ko() { fail=$((fail + 1)); echo "FAIL $*"; }
+TMP=$(mktemp -d /tmp/epg-bad.XXXXXX)
+cleanup() {
+	ip netns delete "$NS" 2>/dev/null
+	umount "$TMP/bpf" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+mkdir "$TMP/bpf" && mount -t bpf bpf "$TMP/bpf" || { echo "cannot mount bpffs"; echo "0 passed, 1 failed"; exit 1; }
+ip netns add "$NS" && ip -n "$NS" link add va type veth peer name vb &&
+	ip -n "$NS" link set va up && ip -n "$NS" link set vb up ||
+	{ echo "cannot create the namespace"; echo "0 passed, 1 failed"; exit 1; }
+E() { timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/epgate" "$@"; }
+gen() { E status --json | jq .generation; }
+
+E apply "$EX"/*.json >/dev/null && ok "apply the examples" || ko "apply the examples"
+G=$(gen)
+
+# expect NAME EXPECTED_MESSAGE_PART CMD...: exit 2, the message, generation kept
+expect() {
+	local name=$1 want=$2 out rc
+	shift 2
+	out=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	if [ "$rc" -ne 2 ]; then
+		ko "$name: exit $rc, expected 2 ($out)"
+	elif ! grep -qF -- "$want" <<<"$out"; then
+		ko "$name: message lacks '$want': $out"
+	elif [ "$(gen)" != "$G" ]; then
+		ko "$name: generation moved from $G to $(gen)"
+	else
+		ok "$name: $out"
+	fi
+}
+
+# variants of the examples' security groups, one defect each
+sg() { jq "$1" "$EX/security-groups.json" >"$TMP/$2.json"; }
+sg '.' ok
+printf '{"SecurityGroups": [\n  {"GroupId": "sg-1",\n   "IpPermissions": [}\n' >"$TMP/syntax.json"
+sg '.SecurityGroups[0].IpPermissions[0].FromPort = "443"' type
+sg '.SecurityGroups[0].IpPermissions[0].ToPort = 70000' port
+sg '.SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp = "10.20.0.0/33"' cidr
+sg '.SecurityGroups[0].IpPermissions[0].UserIdGroupPairs[0].GroupId = "sg-0ffffffffffffffff"' unknown
+sg '.SecurityGroups[1].GroupId = .SecurityGroups[0].GroupId' dup
+jq '.NetworkAcls[0].Entries[1].RuleNumber = .NetworkAcls[0].Entries[0].RuleNumber' "$EX/network-acls.json" >"$TMP/aclnum.json"
+truncate -s 65M "$TMP/huge.json"
+rest=("$EX/vpc-endpoints.json" "$EX/network-interfaces.json" "$EX/prefix-lists.json")
+
+expect "invalid JSON, with line and column" "syntax.json:3:22: invalid JSON" E apply "$TMP/syntax.json"
+expect "wrong type" "SecurityGroups[0].IpPermissions[0].FromPort" E apply "$TMP/type.json" "${rest[@]}"
+expect "port out of range" "SecurityGroups[0].IpPermissions[0].ToPort: 70000" E apply "$TMP/port.json" "${rest[@]}"
+expect "bad CIDR" "10.20.0.0/33" E apply "$TMP/cidr.json" "${rest[@]}"
+expect "unknown id" "sg-0ffffffffffffffff is not in the documents" E apply "$TMP/unknown.json" "${rest[@]}"
+expect "duplicate id" "duplicate" E apply "$TMP/dup.json" "${rest[@]}"
+expect "ACL rule number reused" "RuleNumber" E apply "$TMP/ok.json" "${rest[@]}" "$TMP/aclnum.json"
+expect "document far too large" "huge.json" E apply "$TMP/huge.json"
+expect "missing file" "nonexistent.json" E apply "$TMP/nonexistent.json"
+expect "apply --check of a bad document" "70000" E apply --check "$TMP/port.json" "${rest[@]}"
+expect "unknown command" "unknown command" E frobnicate
+expect "unknown option" "unknown option" E apply --frob "$TMP/ok.json"
+expect "attach: no such interface" "nosuch0 does not exist" E attach nosuch0
+expect "detach: not attached" "not attached" E detach va
+E attach va >/dev/null 2>&1 && ok "attach va" || ko "attach va"
+expect "attach twice" "already attached" E attach va
+expect "attach: bad mode" "--mode takes native or skb" E attach vb --mode turbo
+E detach va >/dev/null 2>&1 && ok "detach va" || ko "detach va"
+expect "detach twice" "not attached" E detach va
+# a pin directory of another ABI version is refused, never misread
+abi=$(E status --json | jq .abi_version)
+bpftool map update pinned "$TMP/bpf/epgate/epg_meta" key hex 00 00 00 00 value hex 63 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 >/dev/null 2>&1
+out=$(E status 2>&1); rc=$?
+if [ "$rc" -eq 2 ] && grep -q "ABI version 99" <<<"$out"; then ok "other ABI refused: $out"; else ko "other ABI: exit $rc: $out"; fi
+[ "$abi" = 1 ] && ok "ABI version 1 before" || ko "ABI version was $abi"
+# the pin directory and its objects are root-only
+mode=$(stat -c %a "$TMP/bpf/epgate")
+[ "$mode" = 700 ] && ok "pin directory mode 700" || ko "pin directory mode $mode"
+bad=$(find "$TMP/bpf/epgate" -maxdepth 1 -type f ! -perm 600 | wc -l)
+[ "$bad" -eq 0 ] && ok "pinned maps mode 600" || ko "$bad pinned objects not mode 600"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
