@@ -16,6 +16,7 @@
 #include "stats.h"
 #include "policy.h"
 #include "ct.h"
+#include "frag.h"
 
 static __always_inline const struct epg_addr_val *
 epg_classify(__u32 gen, __u32 family, const __u8 *addr)
@@ -44,6 +45,21 @@ static __always_inline int epg_reject(const struct epg_pkt *p, __u32 ep_slot, __
 		__builtin_memcpy(&k.dport, p->port, 2);
 	}
 	epg_rej_record(&k, ep_slot, reason, p->tcp_flags, bytes);
+	return epg_finish(ep_slot, dir, reason, rule, bytes);
+}
+
+/* The one exit for endpoint traffic: a first fragment's verdict is
+ * remembered for its later fragments, then the verdict is counted (and a drop
+ * recorded for the flow logs). */
+static __always_inline int epg_verdict(const struct epg_pkt *p, __u32 ep_slot, __u32 dir,
+				       __u32 reason, __u32 rule, __u64 bytes)
+{
+	if (p->frag == EPG_FRAG_FIRST && epg_frag_remember(p, ep_slot, dir, reason)) {
+		reason = EPG_R_FRAG_FULL;
+		rule = EPG_NO_RULE_SLOT;
+	}
+	if (epg_reason_verdict(reason) == EPG_DROP)
+		return epg_reject(p, ep_slot, dir, reason, rule, bytes);
 	return epg_finish(ep_slot, dir, reason, rule, bytes);
 }
 
@@ -90,7 +106,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		dir = EPG_DIR_EGRESS;
 	}
 	if (rc != EPG_PARSE_OK)
-		return epg_reject(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+		return epg_verdict(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 	if (epg_is_link_control(p)) {
 		/* neighbour discovery and MLD are link plumbing, never judged by
 		 * groups or ACLs (as ARP for IPv4) */
@@ -98,11 +114,15 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		return EPG_ACCEPT;
 	}
 
+	/* Later fragments follow their first fragment's verdict, whatever it was. */
+	if (p->frag == EPG_FRAG_LATER)
+		return epg_verdict(p, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, bytes);
+
 	/* Inbound: the network ACL first, on every packet, tracked or not. */
 	acl = ep->acl;
 	if (acl != EPG_ACL_NONE && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, gen, dir), p, 1, bytes, &rule))
-		return epg_reject(p, ep->ep_slot, dir, EPG_R_ACL, rule, bytes);
+		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, rule, bytes);
 
 	/* A packet of a tracked flow passes whatever the rules say now. */
 	now = bpf_ktime_get_ns();
@@ -125,30 +145,28 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		sel = epg_sel(ep->ruleset, gen, dir);
 		bit = epg_match(sel, p, dir == EPG_DIR_INGRESS);
 		if (bit < 0) {
-			if (p->frag == EPG_FRAG_LATER)
-				rc = EPG_R_FRAGMENT;
-			else if (p->proto == IPPROTO_TCP && !(p->tcp_flags & EPG_TCP_SYN))
+			if (p->proto == IPPROTO_TCP && !(p->tcp_flags & EPG_TCP_SYN))
 				rc = EPG_R_TCP_NO_FLOW;
 			else
 				rc = EPG_R_NO_RULE;
-			return epg_reject(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+			return epg_verdict(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 		}
 		reason = EPG_R_RULE;
 		rule = epg_rule_slot(sel, bit);
 	}
 
-	/* Outbound: the network ACL after the security group-> */
+	/* Outbound: the network ACL after the security group. */
 	if (acl != EPG_ACL_NONE && dir == EPG_DIR_EGRESS &&
 	    epg_acl_denies(epg_sel(acl, gen, dir), p, 0, bytes, &acl_rule))
-		return epg_reject(p, ep->ep_slot, dir, EPG_R_ACL, acl_rule, bytes);
+		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_rule, bytes);
 
 	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 	if (flow)
 		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, tmo);
 	else if (reason == EPG_R_RULE && tracked &&
 		 epg_ct_create(&ck, src_lo, p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo))
-		return epg_reject(p, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
-	return epg_finish(ep->ep_slot, dir, reason, rule, bytes);
+		return epg_verdict(p, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
+	return epg_verdict(p, ep->ep_slot, dir, reason, rule, bytes);
 }
 
 /* libxdp: run early, and let the next program run after our XDP_PASS. */

@@ -96,6 +96,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_ct SEC(".maps");
 
+/* Fragmented datagrams: a plain hash, like the flow table; idle entries are
+ * removed when met and by the sweeper. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_FRAG_MAX);
+	__type(key, struct epg_frag_key);
+	__type(value, struct epg_frag_val);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_frag SEC(".maps");
+
 /* Rejected flows for flow logs, drained by userspace. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

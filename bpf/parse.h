@@ -51,7 +51,9 @@ struct epg_pkt {
 	__u8  sport[2];  /* source port, or ICMP echo id (for tracking) */
 	__u8  tcp_flags; /* FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32 */
 	__u8  icmp_err;  /* an ICMP error whose quoted header was read into inner */
-	__u8  pad2[2];
+	__u16 frag_off;  /* fragment offset, 8-byte units */
+	__u32 frag_id;   /* fragment identification (IPv4: 16 bits) */
+	__u32 frag_end;  /* offset in bytes + this fragment's payload */
 	struct {         /* the quoted packet of an ICMP error, as it was sent */
 		__u8 saddr[16];
 		__u8 daddr[16];
@@ -219,6 +221,11 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 		p->frag = EPG_FRAG_LATER;
 	else if (ip->frag_off & bpf_htons(0x2000))
 		p->frag = EPG_FRAG_FIRST;
+	if (p->frag) {
+		p->frag_id = bpf_ntohs(ip->id);
+		p->frag_off = bpf_ntohs(ip->frag_off) & 0x1fff;
+		p->frag_end = p->frag_off * 8 + (tot - hlen);
+	}
 
 	return epg_parse_l4(p, nh + hlen, nh + tot, data_end);
 }
@@ -236,7 +243,7 @@ static __always_inline int epg_ip6_is_ext(__u8 next)
 static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *data_end)
 {
 	struct ipv6hdr *ip6 = nh;
-	__u32 off, plen;
+	__u32 off, plen, frag_hdr_end = 0;
 	__be16 frag_off = 0;
 	void *cur, *end;
 	__u8 next;
@@ -277,6 +284,8 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 		if (next == IPPROTO_FRAGMENT) {
 			len = 8;
 			frag_off |= ext->frag_off;
+			p->frag_id = bpf_ntohl(ext->ident);
+			frag_hdr_end = off + 8;
 		}
 		next = ext->nexthdr;
 		off += len;
@@ -289,6 +298,10 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 		p->frag = EPG_FRAG_LATER;
 	else if (frag_off & bpf_htons(1))
 		p->frag = EPG_FRAG_FIRST;
+	if (p->frag) {
+		p->frag_off = bpf_ntohs(frag_off) >> 3;
+		p->frag_end = p->frag_off * 8 + (plen - (frag_hdr_end & EPG_OFF_MASK));
+	}
 	off &= EPG_OFF_MASK;
 	cur = nh + off;
 	p->proto = next;

@@ -70,7 +70,11 @@ static __always_inline int epg_finish(__u32 ep_slot, __u32 dir, __u32 reason,
 	/* Masks, not comparisons: clang may index with an unchecked copy of a
 	 * compared register ("R0 unbounded memory access"). Both are in range. */
 	if (ec) {
-		struct epg_counter *c = &ec->c[dir & 1][reason & (EPG_REASON_SLOTS - 1)];
+		struct epg_counter *c;
+
+		/* hide what clang knows of their ranges, so the masks stay */
+		asm volatile("" : "+r"(reason), "+r"(dir));
+		c = &ec->c[dir & 1][reason & (EPG_REASON_SLOTS - 1)];
 
 		c->packets++;
 		c->bytes += bytes;

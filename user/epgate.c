@@ -676,6 +676,7 @@ static int cmd_conntrack(int argc, char **argv)
 		return fail(rc, &err);
 	if (flags[1] || flags[2]) {
 		rc = epg_ct_expire(&m, monotonic_ns(), flags[2]);
+		epg_frag_expire(&m, monotonic_ns(), flags[2]);
 		epg_maps_close(&m);
 		if (rc < 0) {
 			fprintf(stderr, "epgate: cannot remove flows: %s\n", strerror(-rc));

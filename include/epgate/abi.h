@@ -42,6 +42,8 @@
 #define EPG_CT_MAX          262144                 /* tracked flows (the "allowance") */
 #define EPG_CT_PROFILES     64                     /* distinct timeout sets per generation */
 #define EPG_REJ_MAX         65536                  /* rejected flows per flow-log interval */
+#define EPG_FRAG_MAX        16384                  /* datagrams whose first fragment was judged */
+#define EPG_FRAG_TIMEOUT_S  30                     /* how long later fragments follow the first */
 
 enum epg_dir {
 	EPG_DIR_INGRESS = 0, /* toward an endpoint address */
@@ -254,6 +256,26 @@ struct epg_rule_info {
 };
 
 /* epg_ifaces[ifindex]: where the datapath is attached. Userspace only. */
+/* Fragmented datagrams: the verdict on the first fragment (which carries the
+ * ports), followed by the later ones for EPG_FRAG_TIMEOUT_S. */
+struct epg_frag_key {
+	__u8  src[16];
+	__u8  dst[16];
+	__u32 id;      /* IPv4 identification, or IPv6 fragment header identification */
+	__u8  proto;
+	__u8  family;
+	__u16 pad;
+};
+
+struct epg_frag_val {
+	__u64 created_ns; /* CLOCK_MONOTONIC */
+	__u32 ep_slot;
+	__u8  verdict;    /* enum epg_verdict_kind of the first fragment */
+	__u8  dir;
+	__u8  reason;     /* the first fragment's */
+	__u8  pad;
+};
+
 /* Rejected flows, for flow logs: one entry per flow and direction as the
  * packets travelled (not normalised), drained by the flow-log writer every
  * interval. When the table is full the packet is still dropped, and counted
@@ -295,6 +317,8 @@ struct epg_iface_info {
 };
 #define EPG_MAX_IFACES 256
 
+EPG_STATIC_ASSERT(sizeof(struct epg_frag_key) == 40, "epg_frag_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_frag_val) == 16, "epg_frag_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_key) == 40, "epg_rej_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_val) == 40, "epg_rej_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");

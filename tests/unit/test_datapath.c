@@ -280,6 +280,7 @@ static void expect_frame(const char *name, const void *frame, size_t len, int xd
 static void ct_flush(void)
 {
 	CHECK(epg_ct_expire(&maps, 0, true) >= 0, "flush the flow table");
+	CHECK(epg_frag_expire(&maps, 0, true) >= 0, "flush the fragment table");
 }
 
 static void run_case(const struct dp_case *c)
@@ -356,12 +357,12 @@ static const struct dp_case cases[] = {
 	{ "TCP data offset 4", { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP, .dport = 443, .tcp_doff = 4 }, DROPPED("vpce-aaaa", EPG_R_TRUNCATED_L4) },
 	{ "TCP data offset past the packet", { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP, .dport = 443, .tcp_doff = 15 }, DROPPED("vpce-aaaa", EPG_R_TRUNCATED_L4) },
 	{ "first fragment judged by its ports", { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP, .dport = 443, .frag = 0x2000, .payload = 16 }, ACCEPT("vpce-aaaa", "sg-a|tcp 443 from 198.18.0.0/16") },
-	{ "later fragment: no ports, port rule cannot allow", { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP, .frag = 0x0010 }, DROPPED("vpce-aaaa", EPG_R_FRAGMENT) },
-	{ "later fragment allowed by an all-ports rule", { .family = AF_INET, .src = "198.18.30.5", .dst = A4, .proto = IPPROTO_UDP, .frag = 0x0010 }, ACCEPT("vpce-aaaa", "sg-b|all from sg-members") },
+	{ "later fragment, no first fragment seen", { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP, .frag = 0x0010 }, DROPPED("vpce-aaaa", EPG_R_FRAGMENT) },
+	{ "later fragment, no first fragment, even under an all-ports rule", { .family = AF_INET, .src = "198.18.30.5", .dst = A4, .proto = IPPROTO_UDP, .frag = 0x0010 }, DROPPED("vpce-aaaa", EPG_R_FRAGMENT) },
 	{ "v6 hop-by-hop then tcp", { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP, .dport = 1500, .v6_ext = 1 }, ACCEPT("vpce-aaaa", "sg-a|tcp 1000-2000 from fd00:1::/64") },
 	{ "v6 three extension headers then tcp (denied port)", { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP, .dport = 80, .v6_ext = 3 }, DENY("vpce-aaaa") },
 	{ "v6 first fragment", { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP, .dport = 1500, .v6_frag_hdr = 1, .frag = 1 }, ACCEPT("vpce-aaaa", "sg-a|tcp 1000-2000 from fd00:1::/64") },
-	{ "v6 later fragment", { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP, .v6_frag_hdr = 1, .frag = 0x0100 }, DROPPED("vpce-aaaa", EPG_R_FRAGMENT) },
+	{ "v6 later fragment, no first fragment seen", { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP, .v6_frag_hdr = 1, .frag = 0x0100 }, DROPPED("vpce-aaaa", EPG_R_FRAGMENT) },
 	{ "v6 extension chain longer than the bound", { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP, .dport = 1500, .v6_ext = EPG_IP6_EXT_MAX + 1 }, DROPPED("vpce-aaaa", EPG_R_IPV6_EXT) },
 };
 
@@ -723,6 +724,75 @@ static void rejected_flow_tests(void)
 	CHECK(v.last_ns >= v.first_ns && v.first_ns > 0, "first and last seen");
 }
 
+/* ---- fragments: later ones follow the first -------------------------------- */
+
+static void fragment_tests(void)
+{
+	struct pkt_spec first = { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP,
+				  .sport = 44000, .dport = 443, .frag = 0x2000, .payload = 16 };
+	struct pkt_spec later = { .family = AF_INET, .src = "198.18.1.1", .dst = A4, .proto = IPPROTO_TCP,
+				  .frag = 0x0003 };
+	struct pkt_spec first_no = first, later_no = later;
+
+	ct_flush();
+	step("first fragment, allowed by its ports", &first, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 443 from 198.18.0.0/16");
+	step("later fragment follows it", &later, XDP_PASS, "vpce-aaaa", IN, EPG_R_FRAG_FOLLOWS, NULL);
+	later.frag = 0x2005; /* more fragments, offset 40 */
+	step("a middle fragment follows it too", &later, XDP_PASS, "vpce-aaaa", IN, EPG_R_FRAG_FOLLOWS, NULL);
+	later.frag = 0x0001; /* offset 8 bytes: overlaps the TCP header */
+	step("TCP fragment at offset 8 (RFC 1858)", &later, XDP_DROP, "vpce-aaaa", IN, EPG_R_FRAG_BAD, NULL);
+	later.frag = 0x1fff; /* 65528 bytes in, plus 8: past 65535 */
+	step("fragment ending past 65535 bytes", &later, XDP_DROP, "vpce-aaaa", IN, EPG_R_FRAG_BAD, NULL);
+
+	first_no.dport = 444;
+	first_no.src = later_no.src = "198.18.1.2";
+	step("first fragment of a denied datagram", &first_no, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("its later fragment is dropped with it", &later_no, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_FRAG_REJECTED, NULL);
+
+	/* the remembered verdict expires */
+	struct epg_frag_key key, next, *prev = NULL;
+	int aged = 0;
+	while (!bpf_map_get_next_key(maps.frag, prev, &next)) {
+		struct epg_frag_val v;
+
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(maps.frag, &key, &v)) {
+			v.created_ns -= (uint64_t)(EPG_FRAG_TIMEOUT_S + 1) * 1000000000ull;
+			aged += !bpf_map_update_elem(maps.frag, &key, &v, BPF_EXIST);
+		}
+	}
+	CHECK_EQ(aged, 2, "two datagrams remembered, aged past the timeout");
+	later.frag = 0x0003;
+	step("after the timeout a later fragment has no first", &later, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_FRAGMENT, NULL);
+
+	/* IPv6 fragment header */
+	struct pkt_spec f6 = { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_UDP,
+			       .sport = 5000, .dport = 9, .v6_frag_hdr = 1, .frag = 1, .payload = 16 };
+	struct pkt_spec l6 = { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_UDP,
+			       .v6_frag_hdr = 1, .frag = 0x0018 };
+	step("v6 first fragment, denied", &f6, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("v6 later fragment follows the denial", &l6, XDP_DROP, "vpce-aaaa", IN, EPG_R_FRAG_REJECTED, NULL);
+	f6.proto = l6.proto = IPPROTO_TCP;
+	f6.dport = 1500;
+	step("v6 first fragment, allowed", &f6, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 1000-2000 from fd00:1::/64");
+	step("v6 later fragment follows", &l6, XDP_PASS, "vpce-aaaa", IN, EPG_R_FRAG_FOLLOWS, NULL);
+
+	/* an endpoint's outbound fragments: first judged by outbound rules */
+	struct pkt_spec of = { .family = AF_INET, .src = A4, .dst = "198.18.40.1", .proto = IPPROTO_TCP,
+			       .sport = 44001, .dport = 5432, .frag = 0x2000, .payload = 16 };
+	struct pkt_spec ol = { .family = AF_INET, .src = A4, .dst = "198.18.40.1", .proto = IPPROTO_TCP,
+			       .frag = 0x0003 };
+	step("outbound first fragment", &of, XDP_PASS, "vpce-aaaa", OUT, EPG_R_RULE,
+	     "sg-a|tcp 5432 to 198.18.40.0/24");
+	step("outbound later fragment", &ol, XDP_PASS, "vpce-aaaa", OUT, EPG_R_FRAG_FOLLOWS, NULL);
+	ct_flush();
+}
+
 /* ---- atomic generations: applies racing with packets ---------------------- */
 
 static atomic_int applying;
@@ -921,6 +991,7 @@ static int setup(void)
 	maps.ct = bpf_map__fd(skel->maps.epg_ct);
 	maps.ct_prof = bpf_map__fd(skel->maps.epg_ct_prof);
 	maps.rej = bpf_map__fd(skel->maps.epg_rej);
+	maps.frag = bpf_map__fd(skel->maps.epg_frag);
 	maps.lock_fd = -1;
 	snprintf(maps.pin_dir, sizeof(maps.pin_dir), "(test)");
 
@@ -963,6 +1034,7 @@ int main(void)
 	conntrack_tests();
 	acl_tests();
 	rejected_flow_tests();
+	fragment_tests();
 	generation_tests();
 	allowance_tests();
 	tc_tests();

@@ -19,7 +19,7 @@
 struct epg_maps {
 	int meta, addr, peer4, peer6, svc, rule_bits;
 	int ep_stats, rule_stats, global, ep_info, rule_info, ifaces;
-	int ct, ct_prof, rej;
+	int ct, ct_prof, rej, frag;
 	int lock_fd; /* the pin directory, flock()ed while held */
 	char pin_dir[256];
 };
@@ -94,6 +94,8 @@ int epg_ct_foreach(struct epg_maps *m, int (*fn)(const struct epg_flow *f, void 
  * or all of them with all = true. Returns how many were removed, or -errno. */
 int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all);
 int epg_ct_count(struct epg_maps *m);
+/* The same for the fragment table (entries older than EPG_FRAG_TIMEOUT_S). */
+int epg_frag_expire(struct epg_maps *m, uint64_t now_ns, bool all);
 const char *epg_ct_state_name(uint8_t state);
 
 /* Reason labels and verdicts, from reasons.def. */

@@ -149,7 +149,7 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = m->pin_dir);
 	LIBBPF_OPTS(bpf_test_run_opts, topts, .repeat = 1);
-	struct bpf_map *private_maps[6];
+	struct bpf_map *private_maps[7];
 	libbpf_print_fn_t old_print;
 	struct epgate_bpf *skel;
 	struct epg_meta meta;
@@ -196,7 +196,8 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 	private_maps[3] = skel->maps.epg_ct;
 	private_maps[4] = skel->maps.epg_rej;
 	private_maps[5] = skel->maps.epg_ifaces;
-	for (size_t i = 0; i < 6; i++)
+	private_maps[6] = skel->maps.epg_frag;
+	for (size_t i = 0; i < 7; i++)
 		bpf_map__set_pin_path(private_maps[i], NULL);
 	rc = epgate_bpf__load(skel);
 	libbpf_set_print(old_print);

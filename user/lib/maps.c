@@ -86,6 +86,7 @@ static const struct {
 	{ "epg_ct", offsetof(struct epg_maps, ct) },
 	{ "epg_ct_prof", offsetof(struct epg_maps, ct_prof) },
 	{ "epg_rej", offsetof(struct epg_maps, rej) },
+	{ "epg_frag", offsetof(struct epg_maps, frag) },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 

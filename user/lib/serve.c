@@ -545,6 +545,7 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		if (now >= next_sweep) {
 			int n = epg_ct_expire(&sv.maps, now, false);
 
+			epg_frag_expire(&sv.maps, now, false);
 			if (n > 0 && o->verbose)
 				logmsg("swept %d idle flows", n);
 			next_sweep = now + (uint64_t)o->sweep_interval * 1000000000ull;

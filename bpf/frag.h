@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fragments: the first fragment carries the ports and is judged like any
+ * packet; its verdict is remembered for EPG_FRAG_TIMEOUT_S under (family,
+ * addresses, protocol, identification), and the later fragments of the same
+ * datagram follow it. No reassembly: a later fragment that arrives before
+ * its first is dropped (fragment), as is one that overlaps a TCP header
+ * (offset 8 bytes, RFC 1858) or ends past 65535 bytes (fragment_bad_offset).
+ */
+#ifndef EPGATE_BPF_FRAG_H
+#define EPGATE_BPF_FRAG_H
+
+#include "maps.h"
+#include "parse.h"
+#include "stats.h"
+
+#define EPG_FRAG_TIMEOUT_NS ((__u64)EPG_FRAG_TIMEOUT_S * 1000000000ULL)
+
+static __always_inline void epg_frag_key_of(struct epg_frag_key *k, const struct epg_pkt *p)
+{
+	__builtin_memcpy(k->src, p->saddr, 16);
+	__builtin_memcpy(k->dst, p->daddr, 16);
+	k->id = p->frag_id;
+	k->proto = p->proto;
+	k->family = (__u8)p->family;
+	k->pad = 0;
+}
+
+/* Remember a first fragment's verdict. Returns -1 when the table is full. */
+static __always_inline int epg_frag_remember(const struct epg_pkt *p, __u32 ep_slot,
+					     __u32 dir, __u32 reason)
+{
+	struct epg_frag_key k;
+	struct epg_frag_val v = {
+		.created_ns = bpf_ktime_get_ns(),
+		.ep_slot = ep_slot,
+		.verdict = (__u8)epg_reason_verdict(reason),
+		.dir = (__u8)dir,
+		.reason = (__u8)reason,
+	};
+	long rc;
+
+	epg_frag_key_of(&k, p);
+	rc = bpf_map_update_elem(&epg_frag, &k, &v, BPF_ANY);
+	return rc == -7 /* E2BIG */ || rc == -12 /* ENOMEM */ ? -1 : 0;
+}
+
+/* The reason for a later fragment. */
+static __always_inline __u32 epg_frag_follow(const struct epg_pkt *p)
+{
+	struct epg_frag_key k;
+	struct epg_frag_val *v;
+
+	if ((p->proto == IPPROTO_TCP && p->frag_off == 1) || p->frag_end > 65535)
+		return EPG_R_FRAG_BAD;
+	epg_frag_key_of(&k, p);
+	v = bpf_map_lookup_elem(&epg_frag, &k);
+	if (!v)
+		return EPG_R_FRAGMENT;
+	if (bpf_ktime_get_ns() - v->created_ns > EPG_FRAG_TIMEOUT_NS) {
+		bpf_map_delete_elem(&epg_frag, &k);
+		return EPG_R_FRAGMENT;
+	}
+	return v->verdict == EPG_ACCEPT ? EPG_R_FRAG_FOLLOWS : EPG_R_FRAG_REJECTED;
+}
+
+#endif
