@@ -218,34 +218,32 @@ static __always_inline __u8 epg_ct_first_state(const struct epg_pkt *p)
 static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 					 const struct epg_pkt *p, __u32 dir, __u32 ep_slot,
 					 __u32 rule_slot, __u32 ifindex, __u64 bytes, __u64 now,
-					 const struct epg_ct_timeouts *t)
+					 const struct epg_ct_timeouts *t, __u32 acl_gen,
+					 __u32 acl_slot)
 {
-	struct epg_ct_val v = {
-		.created_ns = now,
-		.last_seen_ns = now,
-		.ep_slot = ep_slot,
-		.rule_slot = rule_slot,
-		.ifindex = ifindex,
-		.init_dir = (__u8)dir,
-		.init_lo = (__u8)src_lo,
-	};
+	struct epg_scratch *scr = epg_scratch_get();
+	struct epg_ct_val *v;
 	long rc;
 
-	v.state = epg_ct_first_state(p);
-	v.timeout_s = epg_ct_timeout(t, v.state);
-	/* Constant indexes: a variable one into a stack struct makes clang
-	 * build the address with OR ("bitwise operator |= on pointer
-	 * prohibited"). */
-	if (dir == EPG_DIR_INGRESS) {
-		v.packets[EPG_DIR_INGRESS] = 1;
-		v.bytes[EPG_DIR_INGRESS] = bytes;
-		v.tcp_flags[EPG_DIR_INGRESS] = p->tcp_flags;
-	} else {
-		v.packets[EPG_DIR_EGRESS] = 1;
-		v.bytes[EPG_DIR_EGRESS] = bytes;
-		v.tcp_flags[EPG_DIR_EGRESS] = p->tcp_flags;
-	}
-	rc = bpf_map_update_elem(&epg_ct, k, &v, BPF_NOEXIST);
+	if (!scr)
+		return 0;
+	v = &scr->ct;
+	__builtin_memset(v, 0, sizeof(*v));
+	v->created_ns = now;
+	v->last_seen_ns = now;
+	v->ep_slot = ep_slot;
+	v->rule_slot = rule_slot;
+	v->ifindex = ifindex;
+	v->init_dir = (__u8)dir;
+	v->init_lo = (__u8)src_lo;
+	v->state = epg_ct_first_state(p);
+	v->timeout_s = epg_ct_timeout(t, v->state);
+	v->packets[dir & 1] = 1;
+	v->bytes[dir & 1] = bytes;
+	v->tcp_flags[dir & 1] = p->tcp_flags;
+	v->acl_gen[dir & 1] = acl_gen;
+	v->acl_slot[dir & 1] = acl_slot;
+	rc = bpf_map_update_elem(&epg_ct, k, v, BPF_NOEXIST);
 	if (rc == -E2BIG || rc == -ENOMEM) {
 		epg_count_global(EPG_G_CT_EXCEEDED, bytes);
 		return -1;

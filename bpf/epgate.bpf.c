@@ -35,16 +35,24 @@ epg_classify(__u32 gen, __u32 family, const __u8 *addr)
 static __always_inline int epg_reject(const struct epg_pkt *p, __u32 ep_slot, __u32 dir,
 				      __u32 reason, __u32 rule, __u64 bytes)
 {
-	struct epg_rej_key k = { .proto = p->proto, .family = (__u8)p->family, .dir = (__u8)dir };
+	struct epg_scratch *scr = epg_scratch_get();
 
-	__builtin_memcpy(k.src, p->saddr, 16);
-	__builtin_memcpy(k.dst, p->daddr, 16);
-	if (p->has_ports) {
-		if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)
-			__builtin_memcpy(&k.sport, p->sport, 2);
-		__builtin_memcpy(&k.dport, p->port, 2);
+	if (scr) {
+		struct epg_rej_key *k = &scr->rej_key;
+
+		__builtin_memset(k, 0, sizeof(*k));
+		k->proto = p->proto;
+		k->family = (__u8)p->family;
+		k->dir = (__u8)dir;
+		__builtin_memcpy(k->src, p->saddr, 16);
+		__builtin_memcpy(k->dst, p->daddr, 16);
+		if (p->has_ports) {
+			if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)
+				__builtin_memcpy(&k->sport, p->sport, 2);
+			__builtin_memcpy(&k->dport, p->port, 2);
+		}
+		epg_rej_record(k, ep_slot, reason, p->tcp_flags, bytes);
 	}
-	epg_rej_record(&k, ep_slot, reason, p->tcp_flags, bytes);
 	return epg_finish(ep_slot, dir, reason, rule, bytes);
 }
 
@@ -76,16 +84,17 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	const struct epg_meta *meta;
 	struct epg_ct_key ck = {};
 	struct epg_ct_val *flow = NULL;
-	__u32 zero = 0, gen = 0, dir, sel, rule, acl_rule, acl;
-	int bit, tracked, reason, src_lo = 0;
+	__u32 zero = 0, gen = 0, dir, sel, rule, acl, acl_gen, acl_slot;
+	int bit, tracked, reason, acl_cached, src_lo = 0;
 	const struct epg_pkt *p = pkt;
 	__u64 now;
 
 	if (!p)
 		return EPG_ACCEPT;
-	if (rc == EPG_PARSE_NOT_IP) {
+	if (rc == EPG_PARSE_NOT_IP || rc == EPG_PARSE_OTHER) {
 		epg_count_global(EPG_G_PASSTHROUGH, bytes);
-		epg_count_global(EPG_G_NOT_IP, bytes);
+		if (rc == EPG_PARSE_NOT_IP)
+			epg_count_global(EPG_G_NOT_IP, bytes);
 		return EPG_ACCEPT;
 	}
 
@@ -118,12 +127,6 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	if (p->frag == EPG_FRAG_LATER)
 		return epg_verdict(p, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, bytes);
 
-	/* Inbound: the network ACL first, on every packet, tracked or not. */
-	acl = ep->acl;
-	if (acl != EPG_ACL_NONE && dir == EPG_DIR_INGRESS &&
-	    epg_acl_denies(epg_sel(acl, gen, dir), p, 1, bytes, &rule))
-		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, rule, bytes);
-
 	/* A packet of a tracked flow passes whatever the rules say now. */
 	now = bpf_ktime_get_ns();
 	tracked = epg_ct_key_of(&ck, p, &src_lo);
@@ -136,6 +139,19 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 			flow = NULL;
 		}
 	}
+
+	/* Inbound: the network ACL first, on every packet, tracked or not (its
+	 * verdict for this flow and generation may be cached in the flow). */
+	acl = ep->acl;
+	acl_gen = meta ? (__u32)meta->generation + 1 : 1;
+	acl_slot = EPG_NO_RULE_SLOT;
+	acl_cached = acl != EPG_ACL_NONE && flow && flow->acl_gen[dir & 1] == acl_gen;
+	if (acl_cached)
+		epg_count_rule(flow->acl_slot[dir & 1], bytes);
+	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
+	    epg_acl_denies(epg_sel(acl, gen, dir), p, 1, bytes, &acl_slot))
+		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
 		reason = EPG_R_TRACKED;
@@ -156,15 +172,22 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	}
 
 	/* Outbound: the network ACL after the security group. */
-	if (acl != EPG_ACL_NONE && dir == EPG_DIR_EGRESS &&
-	    epg_acl_denies(epg_sel(acl, gen, dir), p, 0, bytes, &acl_rule))
-		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_rule, bytes);
+	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
+	    epg_acl_denies(epg_sel(acl, gen, dir), p, 0, bytes, &acl_slot))
+		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+	if (acl == EPG_ACL_NONE)
+		acl_gen = 0;
 
 	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
-	if (flow)
+	if (flow) {
 		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, tmo);
-	else if (reason == EPG_R_RULE && tracked &&
-		 epg_ct_create(&ck, src_lo, p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo))
+		if (acl_gen && !acl_cached) {
+			flow->acl_slot[dir & 1] = acl_slot;
+			flow->acl_gen[dir & 1] = acl_gen;
+		}
+	} else if (reason == EPG_R_RULE && tracked &&
+		   epg_ct_create(&ck, src_lo, p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo,
+				 acl_gen, acl_slot))
 		return epg_verdict(p, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
 	return epg_verdict(p, ep->ep_slot, dir, reason, rule, bytes);
 }

@@ -30,18 +30,19 @@ static __always_inline void epg_frag_key_of(struct epg_frag_key *k, const struct
 static __always_inline int epg_frag_remember(const struct epg_pkt *p, __u32 ep_slot,
 					     __u32 dir, __u32 reason)
 {
-	struct epg_frag_key k;
-	struct epg_frag_val v = {
-		.created_ns = bpf_ktime_get_ns(),
-		.ep_slot = ep_slot,
-		.verdict = (__u8)epg_reason_verdict(reason),
-		.dir = (__u8)dir,
-		.reason = (__u8)reason,
-	};
+	struct epg_scratch *scr = epg_scratch_get();
 	long rc;
 
-	epg_frag_key_of(&k, p);
-	rc = bpf_map_update_elem(&epg_frag, &k, &v, BPF_ANY);
+	if (!scr)
+		return 0;
+	epg_frag_key_of(&scr->frag_key, p);
+	scr->frag_val.created_ns = bpf_ktime_get_ns();
+	scr->frag_val.ep_slot = ep_slot;
+	scr->frag_val.verdict = (__u8)epg_reason_verdict(reason);
+	scr->frag_val.dir = (__u8)dir;
+	scr->frag_val.reason = (__u8)reason;
+	scr->frag_val.pad = 0;
+	rc = bpf_map_update_elem(&epg_frag, &scr->frag_key, &scr->frag_val, BPF_ANY);
 	return rc == -7 /* E2BIG */ || rc == -12 /* ENOMEM */ ? -1 : 0;
 }
 

@@ -26,6 +26,14 @@ struct {
 } epg_addr SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct epg_filter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_filter SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, EPG_MAX_PEER_PFX);
 	__type(key, struct epg_peer4_key);
@@ -86,13 +94,13 @@ struct {
 } epg_global SEC(".maps");
 
 /* Tracked flows. A plain hash, not LRU: when full, new flows are refused
- * (conntrack_allowance_exceeded) and established ones are never evicted. */
+ * (conntrack_allowance_exceeded) and established ones are never evicted.
+ * Preallocated (about 45 MiB) so a new flow costs no allocation. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EPG_CT_MAX);
 	__type(key, struct epg_ct_key);
 	__type(value, struct epg_ct_val);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_ct SEC(".maps");
 
@@ -116,6 +124,30 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_rej SEC(".maps");
+
+/* Scratch space for building a new flow's value: the 512-byte BPF stack is
+ * shared by the entry point and its global functions. Not pinned. */
+struct epg_scratch {
+	struct epg_ct_val ct;
+	struct epg_rej_key rej_key;
+	struct epg_rej_val rej_val;
+	struct epg_frag_key frag_key;
+	struct epg_frag_val frag_val;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct epg_scratch);
+} epg_scratch SEC(".maps");
+
+static __always_inline struct epg_scratch *epg_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&epg_scratch, &zero);
+}
 
 /* Timeout sets, [gen * EPG_CT_PROFILES + profile]. */
 struct {

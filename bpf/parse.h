@@ -7,6 +7,8 @@
  *    frames are never endpoint traffic and pass untouched;
  *  - or a reason (enum epg_reason) when both addresses were read but the rest
  *    is malformed: the caller drops it if it is endpoint traffic.
+ *  - EPG_PARSE_OTHER when neither address is in the endpoint filter: the
+ *    rest is not parsed, the frame passes untouched.
  *  - Addresses and port bytes are in network byte order, as in the packet.
  *  - Every read is preceded by a bounds check against data_end.
  */
@@ -22,9 +24,11 @@
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include "epgate/abi.h"
+#include "maps.h"
 
 #define EPG_PARSE_OK     (-1)
 #define EPG_PARSE_NOT_IP (-2)
+#define EPG_PARSE_OTHER  (-3) /* IP, but neither address can be an endpoint's */
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -198,6 +202,20 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 	return EPG_PARSE_OK;
 }
 
+/* Could either address be an endpoint's? One array lookup (inlined by the
+ * verifier), two bit tests. */
+static __always_inline int epg_maybe_endpoint(const struct epg_pkt *p)
+{
+	__u32 zero = 0, hs, hd;
+	const struct epg_filter *f = bpf_map_lookup_elem(&epg_filter, &zero);
+
+	if (!f)
+		return 1;
+	hs = epg_filter_hash(p->family, p->saddr);
+	hd = epg_filter_hash(p->family, p->daddr);
+	return ((f->w[hs / 64] >> (hs % 64)) | (f->w[hd / 64] >> (hd % 64))) & 1;
+}
+
 static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *data_end)
 {
 	struct iphdr *ip = nh;
@@ -209,6 +227,8 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 	__builtin_memcpy(p->saddr, &ip->saddr, 4);
 	__builtin_memcpy(p->daddr, &ip->daddr, 4);
 	p->proto = ip->protocol;
+	if (!epg_maybe_endpoint(p))
+		return EPG_PARSE_OTHER;
 
 	hlen = ip->ihl * 4;
 	tot = bpf_ntohs(ip->tot_len);
@@ -254,6 +274,8 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 	p->family = AF_INET6;
 	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+	if (!epg_maybe_endpoint(p))
+		return EPG_PARSE_OTHER;
 
 	plen = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	end = nh + plen;

@@ -45,6 +45,7 @@ static __always_inline void epg_rej_record(const struct epg_rej_key *k, __u32 ep
 					   __u32 reason, __u8 tcp_flags, __u64 bytes)
 {
 	struct epg_rej_val *v = bpf_map_lookup_elem(&epg_rej, k);
+	struct epg_scratch *scr;
 	__u64 now = bpf_ktime_get_ns();
 
 	if (v) {
@@ -54,11 +55,18 @@ static __always_inline void epg_rej_record(const struct epg_rej_key *k, __u32 ep
 		v->tcp_flags |= tcp_flags;
 		return;
 	}
-	struct epg_rej_val nv = {
-		.first_ns = now, .last_ns = now, .packets = 1, .bytes = bytes,
-		.ep_slot = ep_slot, .tcp_flags = tcp_flags, .reason = (__u8)reason,
-	};
-	if (bpf_map_update_elem(&epg_rej, k, &nv, BPF_NOEXIST) == -7 /* E2BIG: full */)
+	scr = epg_scratch_get();
+	if (!scr)
+		return;
+	__builtin_memset(&scr->rej_val, 0, sizeof(scr->rej_val));
+	scr->rej_val.first_ns = now;
+	scr->rej_val.last_ns = now;
+	scr->rej_val.packets = 1;
+	scr->rej_val.bytes = bytes;
+	scr->rej_val.ep_slot = ep_slot;
+	scr->rej_val.tcp_flags = tcp_flags;
+	scr->rej_val.reason = (__u8)reason;
+	if (bpf_map_update_elem(&epg_rej, k, &scr->rej_val, BPF_NOEXIST) == -7 /* E2BIG: full */)
 		epg_count_global(EPG_G_REJ_LOST, bytes);
 }
 

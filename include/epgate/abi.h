@@ -30,8 +30,8 @@
 #define EPG_MAX_ENDPOINTS   16384                  /* endpoint counter slots */
 #define EPG_MAX_ADDRS       65536                  /* endpoint addresses, both generations */
 #define EPG_MAX_RULE_SLOTS  131072                 /* per-rule counter slots */
-#define EPG_MAX_PEER_PFX    262144                 /* peer prefixes per family, both generations */
-#define EPG_MAX_SVC_PFX     262144                 /* service prefixes, both generations */
+#define EPG_MAX_PEER_PFX    2097152                /* peer prefixes per family, both generations */
+#define EPG_MAX_SVC_PFX     2097152                /* service prefixes, both generations */
 #define EPG_MAX_RULE_BITS   524288                 /* (ruleset, bit) -> rule slot, both generations */
 #define EPG_VLAN_MAX        2                      /* 802.1Q / 802.1ad tags parsed */
 #define EPG_IP6_EXT_MAX     8
@@ -84,6 +84,30 @@ struct epg_meta {
 	__u64 generation;     /* applies so far, monotonic */
 	__u64 apply_time_ns;  /* CLOCK_REALTIME of the last apply */
 };
+
+/* epg_filter[0]: a 65,536-bit filter of endpoint addresses (both generations
+ * while an apply runs), so traffic to and from other addresses passes after
+ * one array lookup, before any hash lookup or L4 parsing. A set bit only
+ * means "maybe": the address map decides. */
+#define EPG_FILTER_BITS 65536
+struct epg_filter {
+	__u64 w[EPG_FILTER_BITS / 64];
+};
+
+static inline __u32 epg_filter_hash(__u32 family, const __u8 *addr)
+{
+	__u32 h = 0x9e3779b9u, w;
+	int n = family == 2 /* AF_INET */ ? 1 : 4;
+
+	for (int i = 0; i < 4; i++) {
+		if (i >= n)
+			break;
+		__builtin_memcpy(&w, addr + 4 * i, 4);
+		h = (h ^ w) * 0x85ebca6bu;
+		h ^= h >> 15;
+	}
+	return h & (EPG_FILTER_BITS - 1);
+}
 
 /* Selector of a ruleset in one generation and direction: the fixed first 32
  * bits of every rule-lookup key. */
@@ -175,6 +199,12 @@ struct epg_ct_val {
 	__u8  replies;      /* packets from the responder, saturating at 255 */
 	__u8  tcp_flags[EPG_DIR_MAX]; /* OR of TCP flags seen, per direction */
 	__u8  pad[2];
+	/* The network ACL's verdict is a function of the flow's addresses,
+	 * ports, direction and the policy generation: cached per direction
+	 * (generation + 1, 0 = none) with the allowing entry, counted again on
+	 * every packet. A new policy invalidates it at once. */
+	__u32 acl_gen[EPG_DIR_MAX];
+	__u32 acl_slot[EPG_DIR_MAX];
 };
 
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */
@@ -322,7 +352,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_frag_val) == 16, "epg_frag_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_key) == 40, "epg_rej_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_val) == 40, "epg_rej_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
-EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 72, "epg_ct_val layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 88, "epg_ct_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_timeouts) == 32, "epg_ct_timeouts layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 40, "epg_iface_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 24, "epg_meta layout");

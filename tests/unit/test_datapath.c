@@ -992,6 +992,7 @@ static int setup(void)
 	maps.ct_prof = bpf_map__fd(skel->maps.epg_ct_prof);
 	maps.rej = bpf_map__fd(skel->maps.epg_rej);
 	maps.frag = bpf_map__fd(skel->maps.epg_frag);
+	maps.filter = bpf_map__fd(skel->maps.epg_filter);
 	maps.lock_fd = -1;
 	snprintf(maps.pin_dir, sizeof(maps.pin_dir), "(test)");
 

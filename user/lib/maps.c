@@ -87,6 +87,7 @@ static const struct {
 	{ "epg_ct_prof", offsetof(struct epg_maps, ct_prof) },
 	{ "epg_rej", offsetof(struct epg_maps, rej) },
 	{ "epg_frag", offsetof(struct epg_maps, frag) },
+	{ "epg_filter", offsetof(struct epg_maps, filter) },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
@@ -663,6 +664,30 @@ static void release_names(struct epg_maps *m, const struct slots *s)
 			bpf_map_delete_elem(m->rule_info, &i);
 }
 
+/* The endpoint filter from every address in epg_addr (whichever generation):
+ * written as a superset of what the datapath may look up at every moment. */
+static int rebuild_filter(struct epg_maps *m)
+{
+	struct epg_filter *f = calloc(1, sizeof(*f));
+	struct epg_addr_key key, next, *prev = NULL;
+	uint32_t zero = 0;
+	int rc = 0;
+
+	if (!f)
+		return -ENOMEM;
+	while (!bpf_map_get_next_key(m->addr, prev, &next)) {
+		uint32_t h = epg_filter_hash(next.family, next.addr);
+
+		f->w[h / 64] |= 1ULL << (h % 64);
+		key = next;
+		prev = &key;
+	}
+	if (bpf_map_update_elem(m->filter, &zero, f, BPF_ANY))
+		rc = -errno;
+	free(f);
+	return rc;
+}
+
 int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 		     struct epg_error *err)
 {
@@ -707,8 +732,11 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	rc = write_names(m, plan, &s, err);
 	if (!rc)
 		rc = write_generation(m, plan, &s, next, err);
+	if (!rc && rebuild_filter(m)) /* old and new addresses */
+		rc = set_err(err, -EIO, "%s/epg_filter: cannot write", m->pin_dir);
 	if (rc) {
 		purge_generation(m, next);
+		rebuild_filter(m);
 		goto out;
 	}
 
@@ -726,6 +754,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	}
 	usleep(EPG_GRACE_US);
 	purge_generation(m, next ^ 1);
+	rebuild_filter(m); /* the new addresses only */
 	release_names(m, &s);
 out:
 	slots_free(&s);
