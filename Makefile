@@ -122,3 +122,12 @@ fuzz: $(BUILD)/fuzz/fuzz_config
 		-dict=tests/fuzz/corpus/config.dict -print_final_stats=1 \
 		$(BUILD)/fuzz/corpus tests/fuzz/corpus/config 2>&1 | tail -n 12
 .PHONY: asan fuzz
+
+# make bench: root, not part of make test; BENCH_QUICK=1 for a short run.
+$(BUILD)/bench/bench_micro: tests/bench/bench_micro.c tests/unit/pkt.h $(BUILD)/libepgate.a
+	$(call msg,BENCH,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libepgate.a $(LDLIBS) -o $@
+
+bench: all $(BUILD)/bench/bench_micro
+	$(Q)BUILD=$(BUILD) ./tests/bench/run.sh

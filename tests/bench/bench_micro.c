@@ -1,0 +1,534 @@
+// SPDX-License-Identifier: MIT
+/*
+ * make bench, part 1: the datapath's per-packet cost through
+ * BPF_PROG_TEST_RUN, each scenario measured in the same run as a trivial
+ * XDP_PASS program (the floor) and reported as a ratio to it, at several
+ * policy sizes; and the control plane: time and peak memory of `epgate
+ * apply`, of a one-rule change, of a metrics scrape, map memory.
+ *
+ * Usage: bench_micro OUTDIR EPGATE_BINARY   (root; BENCH_QUICK=1 for short)
+ * Writes OUTDIR/micro.md, OUTDIR/micro.tsv, OUTDIR/control.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include "epgate.h"
+#include "metrics.h"
+#include "epgate.skel.h"
+#include "../unit/pkt.h"
+
+static int quick;
+static int failures;
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "bench: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+/* A sanity check that fails the run. */
+static void sane(int cond, const char *what)
+{
+	if (!cond) {
+		fprintf(stderr, "bench: SANITY CHECK FAILED: %s\n", what);
+		failures++;
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- policies of a given size ---------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t n, cap;
+};
+
+static void bput(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < b->cap - b->n) {
+			b->n += (size_t)n;
+			return;
+		}
+		b->cap = b->cap ? b->cap * 2 : 1 << 20;
+		b->p = realloc(b->p, b->cap);
+		if (!b->p)
+			die("out of memory");
+	}
+}
+
+static unsigned rnd_state = 12345;
+static unsigned rnd(void)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return rnd_state >> 8;
+}
+
+/*
+ * n_rules rules over n_eps endpoints: endpoint i has address 198.18.x.y (and
+ * fd00:e::i) and its own group of n_rules / n_eps rules (CIDRs of every
+ * length, port ranges, and one rule naming a referenced group); rule 0 of
+ * every group allows tcp 443 from 198.18.0.0/15, the benchmark's traffic.
+ * Every endpoint subnet has a network ACL denying tcp 25 from everywhere.
+ */
+static char *policy(unsigned n_rules, unsigned n_eps, int extra_rule)
+{
+	struct buf b = { 0 };
+	unsigned per = n_rules / n_eps ? n_rules / n_eps : 1;
+
+	bput(&b, "{\"VpcEndpoints\": [");
+	for (unsigned i = 0; i < n_eps; i++)
+		bput(&b, "%s{\"VpcEndpointId\": \"vpce-%08x\", \"VpcEndpointType\": \"Interface\","
+		     "\"ServiceName\": \"com.amazonaws.bench.s%u\", \"NetworkInterfaceIds\": [\"eni-%08x\"]}",
+		     i ? "," : "", i, i, i);
+	bput(&b, "], \"NetworkInterfaces\": [");
+	for (unsigned i = 0; i < n_eps; i++)
+		bput(&b, "%s{\"NetworkInterfaceId\": \"eni-%08x\", \"SubnetId\": \"subnet-1\", \"VpcId\": \"vpc-1\","
+		     "\"PrivateIpAddress\": \"198.18.%u.%u\", \"Ipv6Addresses\": [{\"Ipv6Address\": \"fd00:e::%x\"}],"
+		     "\"Groups\": [{\"GroupId\": \"sg-%08x\"}]}",
+		     i ? "," : "", i, 100 + i / 250, 1 + i % 250, i + 1, i);
+	bput(&b, ",{\"NetworkInterfaceId\": \"eni-member\", \"PrivateIpAddress\": \"198.19.200.1\","
+	     "\"Groups\": [{\"GroupId\": \"sg-member\"}]}");
+	bput(&b, "], \"SecurityGroups\": [{\"GroupId\": \"sg-member\", \"IpPermissions\": []}");
+	for (unsigned i = 0; i < n_eps; i++) {
+		bput(&b, ",{\"GroupId\": \"sg-%08x\", \"IpPermissions\": [", i);
+		bput(&b, "{\"IpProtocol\": \"tcp\", \"FromPort\": 443, \"ToPort\": 443,"
+		     "\"IpRanges\": [{\"CidrIp\": \"198.18.0.0/15\"}], \"Ipv6Ranges\": [{\"CidrIpv6\": \"fd00::/8\"}]}");
+		for (unsigned r = 1; r < per + (extra_rule && i == 0); r++) {
+			/* mostly single ports, one rule in ten a range of up to 100 */
+			unsigned plen = 8 + rnd() % 25, lo = 1024 + rnd() % 60000;
+			unsigned len = r % 10 == 3 ? rnd() % 100 : 0;
+
+			if (r % 50 == 1)
+				bput(&b, ",{\"IpProtocol\": \"udp\", \"FromPort\": %u, \"ToPort\": %u,"
+				     "\"UserIdGroupPairs\": [{\"GroupId\": \"sg-member\"}]}", lo, lo);
+			else
+				bput(&b, ",{\"IpProtocol\": \"%s\", \"FromPort\": %u, \"ToPort\": %u,"
+				     "\"IpRanges\": [{\"CidrIp\": \"10.%u.%u.%u/%u\"}]}",
+				     r % 3 ? "tcp" : "udp", lo, lo + len,
+				     rnd() % 256, rnd() % 256, rnd() % 256, plen);
+		}
+		bput(&b, "], \"IpPermissionsEgress\": [{\"IpProtocol\": \"-1\", \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}],"
+		     "\"Ipv6Ranges\": [{\"CidrIpv6\": \"::/0\"}]}]}");
+	}
+	bput(&b, "], \"NetworkAcls\": [{\"NetworkAclId\": \"acl-1\", \"VpcId\": \"vpc-1\", \"IsDefault\": true,"
+	     "\"Associations\": [{\"SubnetId\": \"subnet-1\"}], \"Entries\": ["
+	     "{\"RuleNumber\": 10, \"Protocol\": \"6\", \"RuleAction\": \"deny\", \"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\", \"PortRange\": {\"From\": 25, \"To\": 25}},"
+	     "{\"RuleNumber\": 11, \"Protocol\": \"6\", \"RuleAction\": \"deny\", \"Egress\": false, \"Ipv6CidrBlock\": \"::/0\", \"PortRange\": {\"From\": 25, \"To\": 25}},"
+	     "{\"RuleNumber\": 100, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", \"Egress\": false, \"CidrBlock\": \"0.0.0.0/0\"},"
+	     "{\"RuleNumber\": 101, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", \"Egress\": false, \"Ipv6CidrBlock\": \"::/0\"},"
+	     "{\"RuleNumber\": 100, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", \"Egress\": true, \"CidrBlock\": \"0.0.0.0/0\"},"
+	     "{\"RuleNumber\": 101, \"Protocol\": \"-1\", \"RuleAction\": \"allow\", \"Egress\": true, \"Ipv6CidrBlock\": \"::/0\"}"
+	     "]}]}");
+	return b.p;
+}
+
+/* ---- the datapath --------------------------------------------------------- */
+
+static struct epgate_bpf *skel;
+static struct epg_maps maps;
+static int floor_fd;
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return 0;
+}
+
+static void load(void)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	struct bpf_map *map;
+
+	libbpf_set_print(quiet);
+	skel = epgate_bpf__open();
+	if (!skel)
+		die("open the BPF object: %s", strerror(errno));
+	bpf_object__for_each_map(map, skel->obj)
+		bpf_map__set_pin_path(map, NULL);
+	if (epgate_bpf__load(skel))
+		die("load the BPF object (run as root)");
+	maps.meta = bpf_map__fd(skel->maps.epg_meta);
+	maps.addr = bpf_map__fd(skel->maps.epg_addr);
+	maps.peer4 = bpf_map__fd(skel->maps.epg_peer4);
+	maps.peer6 = bpf_map__fd(skel->maps.epg_peer6);
+	maps.svc = bpf_map__fd(skel->maps.epg_svc);
+	maps.rule_bits = bpf_map__fd(skel->maps.epg_rule_bits);
+	maps.ep_stats = bpf_map__fd(skel->maps.epg_ep_stats);
+	maps.rule_stats = bpf_map__fd(skel->maps.epg_rule_stats);
+	maps.global = bpf_map__fd(skel->maps.epg_global);
+	maps.ep_info = bpf_map__fd(skel->maps.epg_ep_info);
+	maps.rule_info = bpf_map__fd(skel->maps.epg_rule_info);
+	maps.ifaces = bpf_map__fd(skel->maps.epg_ifaces);
+	maps.ct = bpf_map__fd(skel->maps.epg_ct);
+	maps.ct_prof = bpf_map__fd(skel->maps.epg_ct_prof);
+	maps.rej = bpf_map__fd(skel->maps.epg_rej);
+	maps.frag = bpf_map__fd(skel->maps.epg_frag);
+	maps.filter = bpf_map__fd(skel->maps.epg_filter);
+	maps.lock_fd = -1;
+	floor_fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_floor", "GPL", insns, 2, NULL);
+	if (floor_fd < 0)
+		die("load the floor program: %s", strerror(errno));
+}
+
+static double apply_text(const char *json)
+{
+	const char *names[] = { "bench.json" };
+	const char *bufs[] = { json };
+	size_t lens[] = { strlen(json) };
+	struct epg_config cfg = { 0 };
+	struct epg_error err = { "" };
+	struct epg_plan plan;
+	double t0 = now_s();
+
+	if (epg_config_load_buffers(&cfg, names, bufs, lens, 1, &err))
+		die("config: %s", err.msg);
+	if (epg_compile(&cfg, &plan, &err))
+		die("compile: %s", err.msg);
+	if (epg_policy_apply(&maps, &plan, &err))
+		die("apply: %s", err.msg);
+	epg_plan_free(&plan);
+	epg_config_free(&cfg);
+	return now_s() - t0;
+}
+
+/* ns per run of prog on frame, median of batches of `repeat` runs */
+static double cost(int fd, const void *frame, size_t len, uint32_t *retval)
+{
+	int batches = quick ? 5 : 11, repeat = quick ? 20000 : 100000;
+	double v[16];
+
+	for (int b = 0; b < batches; b++) {
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = (uint32_t)len,
+			    .repeat = repeat);
+		if (bpf_prog_test_run_opts(fd, &o))
+			die("BPF_PROG_TEST_RUN: %s", strerror(errno));
+		v[b] = o.duration;
+		*retval = o.retval;
+	}
+	for (int i = 1; i < batches; i++) /* insertion sort, then the median */
+		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[batches / 2];
+}
+
+static uint64_t global_packets(uint32_t idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct epg_counter c[512];
+	uint64_t n = 0;
+
+	if (ncpu > 512 || bpf_map_lookup_elem(maps.global, &idx, c))
+		return 0;
+	for (int i = 0; i < ncpu; i++)
+		n += c[i].packets;
+	return n;
+}
+
+/* Make every SYN flow expire at once, so each run of a SYN is a new flow
+ * (found idle, removed, judged, created): the new-flow path, plus a delete. */
+static void syn_timeout_zero(int on)
+{
+	for (uint32_t i = 0; i < EPG_GENERATIONS * EPG_CT_PROFILES; i++) {
+		struct epg_ct_timeouts t;
+
+		if (bpf_map_lookup_elem(maps.ct_prof, &i, &t) || !t.tcp_established)
+			continue;
+		t.tcp_syn = on ? 0 : EPG_CT_DEFAULT_TCP_SYN;
+		bpf_map_update_elem(maps.ct_prof, &i, &t, BPF_ANY);
+	}
+}
+
+struct scenario {
+	const char *name;
+	double floor_ratio_target; /* 0: none */
+	struct pkt_spec spec;
+	int expect;                /* XDP_PASS / XDP_DROP */
+	int new_flows;             /* SYN flows expire at once */
+	int established;           /* send a SYN first, then measure ACKs */
+};
+
+static FILE *tsv, *md;
+
+static double run_scenario(const char *size, const struct scenario *sc, double floor_ns,
+			   int vlan, int v6)
+{
+	struct pkt_spec s = sc->spec;
+	struct pkt k;
+	uint32_t rv;
+	double ns;
+	char label[160];
+
+	s.vlans = vlan;
+	if (v6 && s.family == AF_INET) {
+		s.family = AF_INET6;
+		s.src = !strcmp(s.src, "198.19.1.1") ? "fd00:1::1" : !strncmp(s.src, "198.18.1", 8) ? "fd00:e::1" : "fd00:7::7";
+		s.dst = !strcmp(s.dst, "198.18.100.1") ? "fd00:e::1" : !strcmp(s.dst, "198.19.9.9") ? "fd00:9::9" : "fd00:1::1";
+		if (!strcmp(sc->spec.src, "198.18.100.1"))
+			s.src = "fd00:e::1";
+	}
+	epg_ct_expire(&maps, 0, true);
+	syn_timeout_zero(sc->new_flows);
+	if (sc->established) {
+		struct pkt_spec syn = s;
+
+		syn.tcp_flags = 0x02;
+		pkt_build(&k, &syn);
+		cost(bpf_program__fd(skel->progs.epg_xdp), k.buf, k.len, &rv);
+		sane(epg_ct_count(&maps) == 1, "the established scenario's flow exists");
+	}
+	pkt_build(&k, &s);
+	ns = cost(bpf_program__fd(skel->progs.epg_xdp), k.buf, k.len, &rv);
+	snprintf(label, sizeof(label), "%s: %s returned %u, expected %d", size, sc->name, rv, sc->expect);
+	sane((int)rv == sc->expect, label);
+	fprintf(tsv, "%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\n", size, sc->name, v6 ? "IPv6" : "IPv4",
+		vlan ? "vlan" : "-", ns, floor_ns, ns / floor_ns);
+	fprintf(md, "| %s | %s | %s%s | %.1f | %.2f |", size, sc->name, v6 ? "IPv6" : "IPv4",
+		vlan ? " + VLAN" : "", ns, ns / floor_ns);
+	if (sc->floor_ratio_target > 0)
+		fprintf(md, " <= %.1f %s |\n", sc->floor_ratio_target,
+			ns / floor_ns <= sc->floor_ratio_target ? "met" : "**not met**");
+	else
+		fprintf(md, " |\n");
+	syn_timeout_zero(0);
+	return ns;
+}
+
+static const struct scenario scenarios[] = {
+	{ "passthrough", 2.0, { .family = AF_INET, .src = "198.19.1.1", .dst = "198.19.9.9",
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443 }, XDP_PASS, 0, 0 },
+	{ "tracked flow", 4.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443, .tcp_flags = 0x10 }, XDP_PASS, 0, 1 },
+	{ "new flow allowed", 6.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443 }, XDP_PASS, 1, 0 },
+	{ "new flow denied", 5.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 444 }, XDP_DROP, 0, 0 },
+	{ "ACL denied", 5.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 25 }, XDP_DROP, 0, 0 },
+};
+#define N_SCEN (sizeof(scenarios) / sizeof(scenarios[0]))
+
+/* ---- the control plane ----------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f))
+		die("write %s: %s", path, strerror(errno));
+}
+
+/* Run epgate; wall time and peak memory of the child. */
+static int run_epgate(const char *epgate, char *const argv[], double *secs, long *maxrss_kb)
+{
+	struct rusage ru;
+	double t0 = now_s();
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		execv(epgate, argv);
+		_exit(127);
+	}
+	if (pid < 0 || wait4(pid, &status, 0, &ru) < 0)
+		die("run %s: %s", epgate, strerror(errno));
+	*secs = now_s() - t0;
+	*maxrss_kb = ru.ru_maxrss;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void control_plane(const char *out, const char *epgate)
+{
+	char dir[] = "/tmp/epg-bench.XXXXXX", pin[256], f1[300], f2[300], path[400];
+	unsigned n_eps = quick ? 1000 : 10000, n_rules = quick ? 10000 : 100000;
+	double t_full, t_one, t_again, t_scrape;
+	long rss_full, rss_one, rss_again;
+	struct epg_snapshot snap;
+	struct epg_error err = { "" };
+	struct epg_maps pm;
+	char *doc, *body;
+	size_t len;
+	FILE *f;
+
+	if (!mkdtemp(dir))
+		die("mkdtemp: %s", strerror(errno));
+	snprintf(pin, sizeof(pin), "%s/bpf", dir);
+	mkdir(pin, 0700);
+	if (mount("bpf", pin, "bpf", 0, NULL))
+		die("mount bpffs on %s: %s", pin, strerror(errno));
+	snprintf(pin, sizeof(pin), "%s/bpf/epgate", dir);
+	snprintf(f1, sizeof(f1), "%s/full.json", dir);
+	snprintf(f2, sizeof(f2), "%s/one-more.json", dir);
+	rnd_state = 777;
+	doc = policy(n_rules, n_eps, 0);
+	write_file(f1, doc);
+	free(doc);
+	rnd_state = 777;
+	doc = policy(n_rules, n_eps, 1); /* the same, one rule more */
+	write_file(f2, doc);
+	free(doc);
+
+	char *a1[] = { (char *)epgate, "--pin-dir", pin, "apply", f1, NULL };
+	char *a2[] = { (char *)epgate, "--pin-dir", pin, "apply", f2, NULL };
+	sane(run_epgate(epgate, a1, &t_full, &rss_full) == 0, "epgate apply (full) succeeded");
+	sane(run_epgate(epgate, a2, &t_one, &rss_one) == 0, "epgate apply (one rule more) succeeded");
+	sane(run_epgate(epgate, a1, &t_again, &rss_again) == 0, "epgate apply (same again) succeeded");
+
+	/* a scrape: what GET /metrics does */
+	if (epg_maps_open(&pm, pin, 0, &err))
+		die("%s", err.msg);
+	double t0 = now_s();
+	struct epg_metrics_input in = { .ct_max = EPG_CT_MAX, .version = "bench" };
+	if (epg_snapshot_read(&pm, &snap, &err))
+		die("%s", err.msg);
+	in.snap = &snap;
+	in.ct_entries = (uint64_t)epg_ct_count(&pm);
+	if (epg_metrics_render(&in, &body, &len))
+		die("render");
+	t_scrape = now_s() - t0;
+	sane(snap.n_eps == n_eps, "the scrape saw every endpoint");
+	sane(snap.n_rules >= n_rules, "the scrape saw every rule");
+	epg_snapshot_free(&snap);
+	free(body);
+	epg_maps_close(&pm);
+
+	snprintf(path, sizeof(path), "%s/control.md", out);
+	f = fopen(path, "w");
+	if (!f)
+		die("%s: %s", path, strerror(errno));
+	fprintf(f, "| control plane (%u endpoints, %u rules) | time | peak memory | target |\n"
+		   "|---|---|---|---|\n", n_eps, n_rules);
+	fprintf(f, "| epgate apply, from empty | %.0f ms | %ld MiB | < 2 s: %s |\n", t_full * 1e3,
+		rss_full / 1024, t_full < 2 ? "met" : "**not met**");
+	fprintf(f, "| epgate apply, one rule more | %.0f ms | %ld MiB | < 100 ms: %s |\n", t_one * 1e3,
+		rss_one / 1024, t_one < 0.1 ? "met" : "**not met**");
+	fprintf(f, "| epgate apply, unchanged | %.0f ms | %ld MiB | |\n", t_again * 1e3, rss_again / 1024);
+	fprintf(f, "| /metrics scrape (read + render, %zu bytes) | %.0f ms | | < 250 ms: %s |\n", len,
+		t_scrape * 1e3, t_scrape < 0.25 ? "met" : "**not met**");
+	fprintf(f, "\nMap memory (value + key, before kernel overhead): per endpoint address %zu B "
+		   "per generation; per endpoint counters %zu B per CPU; per rule %zu B of counters per CPU "
+		   "plus its prefixes (%zu B each); per tracked flow %zu B; per fragmented datagram %zu B.\n",
+		sizeof(struct epg_addr_key) + sizeof(struct epg_addr_val),
+		sizeof(struct epg_ep_counters), sizeof(struct epg_counter),
+		sizeof(struct epg_peer6_key) + sizeof(struct epg_bitmap),
+		sizeof(struct epg_ct_key) + sizeof(struct epg_ct_val),
+		sizeof(struct epg_frag_key) + sizeof(struct epg_frag_val));
+	fclose(f);
+	umount(dir[0] ? (snprintf(path, sizeof(path), "%s/bpf", dir), path) : path);
+	unlink(f1);
+	unlink(f2);
+	rmdir(path);
+	rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct { unsigned rules, eps; const char *label; } sizes[] = {
+		{ 1, 1, "1 rule, 1 endpoint" },
+		{ 1000, 1, "1,000 rules, 1 endpoint" },
+		{ 100000, 100, "100,000 rules, 100 endpoints" },
+		{ 100000, 10000, "100,000 rules, 10,000 endpoints" },
+	};
+	double base[N_SCEN][4] = { { 0 } }, at1000[N_SCEN][4] = { { 0 } };
+	char path[512];
+
+	if (argc != 3)
+		die("usage: bench_micro OUTDIR EPGATE_BINARY");
+	quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK"));
+	load();
+	snprintf(path, sizeof(path), "%s/micro.tsv", argv[1]);
+	tsv = fopen(path, "w");
+	snprintf(path, sizeof(path), "%s/micro.md", argv[1]);
+	md = fopen(path, "w");
+	if (!tsv || !md)
+		die("cannot write into %s", argv[1]);
+	fprintf(tsv, "size\tscenario\tfamily\tvlan\tns\tfloor_ns\tratio\n");
+	fprintf(md, "| policy | scenario | packet | ns/packet | x floor | target |\n|---|---|---|---|---|---|\n");
+
+	for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+		char *doc;
+		double t_apply;
+
+		if (quick && z == 3)
+			break;
+		rnd_state = 4242;
+		doc = policy(sizes[z].rules, sizes[z].eps, 0);
+		t_apply = apply_text(doc);
+		free(doc);
+		fprintf(stderr, "bench: %s applied in %.0f ms\n", sizes[z].label, t_apply * 1e3);
+		for (size_t i = 0; i < N_SCEN; i++) {
+			for (int v = 0; v < 4; v++) {
+				struct pkt k;
+				struct pkt_spec fs = scenarios[i].spec;
+				uint32_t rv;
+				double floor_ns, ns;
+
+				fs.vlans = v & 1;
+				pkt_build(&k, &fs);
+				floor_ns = cost(floor_fd, k.buf, k.len, &rv); /* same run, same frame size */
+				sane(rv == XDP_PASS, "the floor program ran");
+				ns = run_scenario(sizes[z].label, &scenarios[i], floor_ns, v & 1, v >> 1);
+				if (z == 0)
+					base[i][v] = ns;
+				if (z == 1)
+					at1000[i][v] = ns;
+				if (z == 2 || z == 3)
+					fprintf(md, "| | %s vs 1 rule | | | %.2f | <= 1.5 %s |\n", scenarios[i].name,
+						ns / base[i][v], ns / base[i][v] <= 1.5 ? "met" : "**not met**");
+				if (z == 1)
+					fprintf(md, "| | %s vs 1 rule | | | %.2f | <= 1.2 %s |\n", scenarios[i].name,
+						ns / base[i][v], ns / base[i][v] <= 1.2 ? "met" : "**not met**");
+			}
+		}
+	}
+	(void)at1000;
+	sane(global_packets(EPG_G_PASSTHROUGH) > 0, "passthrough packets were counted");
+	fclose(tsv);
+	fclose(md);
+	control_plane(argv[1], argv[2]);
+	epgate_bpf__destroy(skel);
+	if (failures)
+		fprintf(stderr, "bench: %d sanity check(s) failed\n", failures);
+	return failures ? 1 : 0;
+}
