@@ -116,10 +116,20 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, const char *sh
 
 /* ---- attach / detach ----------------------------------------------------- */
 
+struct attach_args {
+	enum epg_attach_mode mode;
+	bool replace;
+};
+
 static int attach_opt(int opt, const char *arg, void *ctx)
 {
-	enum epg_attach_mode *mode = ctx;
+	struct attach_args *a = ctx;
+	enum epg_attach_mode *mode = &a->mode;
 
+	if (opt == 'r') {
+		a->replace = true;
+		return 0;
+	}
 	if (!strcmp(arg, "native"))
 		*mode = EPG_MODE_NATIVE;
 	else if (!strcmp(arg, "skb"))
@@ -131,13 +141,16 @@ static int attach_opt(int opt, const char *arg, void *ctx)
 
 static int cmd_attach(int argc, char **argv)
 {
-	static const struct option extra[] = { { "mode", required_argument, NULL, 'm' }, { 0 } };
-	enum epg_attach_mode mode = EPG_MODE_NATIVE;
+	static const struct option extra[] = { { "mode", required_argument, NULL, 'm' },
+					       { "replace", no_argument, NULL, 'r' }, { 0 } };
+	struct attach_args a = { .mode = EPG_MODE_NATIVE };
+	enum epg_attach_mode mode;
 	struct epg_error err = { "" };
 	struct epg_maps m;
 	int rc;
 
-	rc = parse_opts(find_cmd("attach"), argc, argv, "m:", extra, 2, attach_opt, &mode);
+	rc = parse_opts(find_cmd("attach"), argc, argv, "m:", extra, 3, attach_opt, &a);
+	mode = a.mode;
 	if (rc >= 0)
 		return rc;
 	if (argc - optind != 1)
@@ -145,13 +158,18 @@ static int cmd_attach(int argc, char **argv)
 	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_CREATE | EPG_OPEN_LOCK, &err);
 	if (rc)
 		return fail(rc, &err);
-	rc = epg_attach(&m, argv[optind], mode, &err);
+	rc = a.replace ? epg_replace(&m, argv[optind], &err) :
+			 epg_attach(&m, argv[optind], mode, &err);
 	if (rc) {
 		epg_maps_close(&m);
 		return fail(rc, &err);
 	}
-	printf("attached to %s (%s mode), maps pinned under %s\n", argv[optind],
-	       mode == EPG_MODE_SKB ? "skb" : "native", m.pin_dir);
+	if (a.replace)
+		printf("replaced the programs on %s atomically; policy, counters and flows kept\n",
+		       argv[optind]);
+	else
+		printf("attached to %s (%s mode), maps pinned under %s\n", argv[optind],
+		       mode == EPG_MODE_SKB ? "skb" : "native", m.pin_dir);
 	epg_maps_close(&m);
 	return EXIT_SUCCESS;
 }
@@ -969,11 +987,14 @@ static int cmd_explain(int argc, char **argv)
 /* ---- the table of commands ---------------------------------------------- */
 
 static const struct cmd cmds[] = {
-	{ "attach", cmd_attach, "IFACE [--mode native|skb]",
+	{ "attach", cmd_attach, "IFACE [--mode native|skb] [--replace]",
 	  "Load the datapath (once) and attach its XDP program to IFACE through\n"
-	  "libxdp. Every interface shares the same pinned maps and policy.\n"
+	  "libxdp, and its tc egress program (clsact) for what the host sends.\n"
+	  "Every interface shares the same pinned maps and policy.\n"
 	  "  --mode native  XDP in the driver (default)\n"
-	  "  --mode skb     generic XDP, for drivers without native support\n" },
+	  "  --mode skb     generic XDP, for drivers without native support\n"
+	  "  --replace      upgrade: replace the programs attached on IFACE by this\n"
+	  "                 build's atomically, keeping policy, counters and flows\n" },
 	{ "detach", cmd_detach, "IFACE | --all",
 	  "Remove epgate's XDP program from IFACE, or from every interface it is\n"
 	  "attached to. Maps, policy and counters stay pinned.\n" },

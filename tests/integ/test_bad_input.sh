@@ -76,6 +76,18 @@ expect "detach: not attached" "not attached" E detach va
 E attach va >/dev/null 2>&1 && ok "attach va" || ko "attach va"
 expect "attach twice" "already attached" E attach va
 expect "attach: bad mode" "--mode takes native or skb" E attach vb --mode turbo
+expect "replace where nothing is attached" "not attached here" E attach vb --replace
+# upgrade in place: new programs, same maps (policy, counters, flows)
+old_prog=$(E status --json | jq '.interfaces[0].program_id')
+old_ct=$(bpftool -j map show pinned "$TMP/bpf/epgate/epg_ct" | jq .id)
+if E attach va --replace >/dev/null 2>&1; then ok "attach --replace"; else ko "attach --replace"; fi
+new_prog=$(E status --json | jq '.interfaces[0].program_id')
+live=$(ip -n "$NS" -j link show va | jq '.[0].xdp.prog.id // .[0].xdp.attached[0].prog.id')
+[ "$new_prog" != "$old_prog" ] && [ "$live" = "$new_prog" ] &&
+	ok "the interface runs the new program ($old_prog -> $new_prog)" || ko "program $old_prog -> $new_prog, live $live"
+[ "$(bpftool -j map show pinned "$TMP/bpf/epgate/epg_ct" | jq .id)" = "$old_ct" ] &&
+	ok "the flow table is the same map" || ko "the flow table changed"
+[ "$(gen)" = "$G" ] && ok "the policy generation is kept" || ko "generation moved"
 E detach va >/dev/null 2>&1 && ok "detach va" || ko "detach va"
 expect "detach twice" "not attached" E detach va
 # a pin directory of another ABI version is refused, never misread

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
+#include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
@@ -289,4 +290,63 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 	/* not attached any more (someone else removed it): forget it all the same */
 	bpf_map_delete_elem(m->ifaces, &ifindex);
 	return 0;
+}
+
+int epg_replace(struct epg_maps *m, const char *ifname, struct epg_error *err)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = m->pin_dir);
+	uint32_t ifindex = if_nametoindex(ifname);
+	struct epg_iface_info info;
+	struct epgate_bpf *skel;
+	int rc, old_fd, xdp_fd, tc_fd;
+	__u32 flags;
+
+	if (!ifindex)
+		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace",
+			       ifname);
+	if (bpf_map_lookup_elem(m->ifaces, &ifindex, &info) || !attached_prog_id(ifindex, &info))
+		return set_err(err, -ENOENT, "%s: epgate is not attached here; attach it instead",
+			       ifname);
+	if (info.multiprog)
+		return set_err(err, -EOPNOTSUPP, "%s: attached through libxdp's dispatcher; detach and attach again to upgrade",
+			       ifname);
+	skel = epgate_bpf__open_opts(&opts); /* maps: the pinned ones, reused */
+	if (!skel)
+		return set_err(err, -errno, "cannot open the embedded BPF object: %s", strerror(errno));
+	rc = epgate_bpf__load(skel);
+	if (rc) {
+		epgate_bpf__destroy(skel);
+		return set_err(err, rc, "cannot load this build's programs against %s: %s (run with -v)",
+			       m->pin_dir, strerror(-rc));
+	}
+	xdp_fd = bpf_program__fd(skel->progs.epg_xdp);
+	tc_fd = bpf_program__fd(skel->progs.epg_tc_egress);
+	old_fd = bpf_prog_get_fd_by_id(info.prog_id);
+	if (old_fd < 0) {
+		rc = set_err(err, -errno, "%s: program %u: %s", ifname, info.prog_id, strerror(errno));
+		goto out;
+	}
+	/* netlink's atomic replace: fails if someone else's program is there now */
+	LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = old_fd);
+	flags = XDP_FLAGS_REPLACE | (info.mode == EPG_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+	rc = bpf_xdp_attach((int)ifindex, xdp_fd, flags, &xo);
+	close(old_fd);
+	if (rc) {
+		set_err(err, rc, "%s: cannot replace the XDP program atomically: %s", ifname,
+			strerror(-rc));
+		goto out;
+	}
+	rc = tc_attach(ifindex, tc_fd); /* replaces ours in place */
+	if (rc) {
+		set_err(err, rc, "%s: the XDP program was replaced, the tc egress program was not: %s",
+			ifname, strerror(-rc));
+		goto out;
+	}
+	rc = record(m, ifindex, ifname, info.mode, prog_id_of_fd(xdp_fd), prog_id_of_fd(tc_fd));
+	if (rc)
+		set_err(err, rc, "%s: replaced, but cannot record it in epg_ifaces: %s", ifname,
+			strerror(-rc));
+out:
+	epgate_bpf__destroy(skel); /* the attachments hold the programs */
+	return rc;
 }

@@ -46,6 +46,10 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode,
 	       struct epg_error *err);
 int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err);
+/* Replace the programs attached on ifname by this build's, atomically (the
+ * interface is never without one), keeping every pinned map: policy,
+ * counters and the flow table. */
+int epg_replace(struct epg_maps *m, const char *ifname, struct epg_error *err);
 
 /* Counter snapshots, summed over CPUs. */
 struct epg_ep_snapshot {
