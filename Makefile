@@ -12,8 +12,7 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Iuser/lib -I$(BUILD) \
-	    -DEPG_VERSION='"$(VERSION)"'
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Iuser/lib -I$(BUILD)
 LDLIBS   := $(shell pkg-config --libs libxdp libbpf jansson libmicrohttpd 2>/dev/null || echo -lxdp -lbpf -ljansson -lmicrohttpd) -lelf -lz
 BPF_CFLAGS := -target bpf -O2 -g $(WARN) -D__TARGET_ARCH_$(ARCH) -Iinclude \
 	    -I/usr/include/$(MULTIARCH)
@@ -49,6 +48,17 @@ $(SKEL): $(BUILD)/bpf/epgate.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name epgate_bpf > $@ 2> $@.log || { cat $@.log; exit 1; }
 
+# The version, rewritten only when it changes, so objects that print it are
+# rebuilt after a commit and nothing else is.
+$(BUILD)/version.h: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)printf '#define EPG_VERSION "%s"\n' '$(VERSION)' > $@.tmp
+	$(Q)cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+.PHONY: FORCE
+
+$(BUILD)/lib/serve.o $(BUILD)/asan/lib/serve.o: $(BUILD)/version.h
+
 $(BUILD)/lib/%.o: user/lib/%.c $(LIB_HDR) $(SKEL)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -58,7 +68,7 @@ $(BUILD)/libepgate.a: $(LIB_OBJ)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/epgate: user/epgate.c $(BUILD)/libepgate.a
+$(BUILD)/epgate: user/epgate.c $(BUILD)/libepgate.a $(BUILD)/version.h
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/libepgate.a $(LDLIBS) -o $@
 

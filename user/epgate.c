@@ -15,6 +15,7 @@
 #include "epgate.h"
 #include "explain.h"
 #include "serve.h"
+#include "version.h"
 
 #define EXIT_USAGE 2
 

@@ -21,6 +21,7 @@
 #include "flowlog.h"
 #include "metrics.h"
 #include "serve.h"
+#include "version.h"
 
 struct serve {
 	const struct epg_serve_opts *o;
@@ -37,6 +38,7 @@ struct serve {
 	uint64_t rej_lost_seen;
 	uint64_t interval_start;
 	int lock_fd;
+	char lock_path[128];
 };
 
 static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
@@ -114,14 +116,14 @@ int epg_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
  * released by the kernel whenever the process ends, SIGKILL included. */
 static int take_serve_lock(struct serve *sv, struct epg_error *err)
 {
-	char path[128], pid[32];
+	char *path = sv->lock_path, pid[32];
 	uint32_t h = 2166136261u;
 	ssize_t n;
 
 	for (const char *p = sv->o->pin_dir; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	mkdir("/run/lock", 0755);
-	snprintf(path, sizeof(path), "/run/lock/epgate-serve-%08x.lock", h);
+	snprintf(path, sizeof(sv->lock_path), "/run/lock/epgate-serve-%08x.lock", h);
 	sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (sv->lock_fd < 0)
 		return set_err(err, -errno, "cannot create %s: %s", path, strerror(errno));
@@ -452,6 +454,26 @@ static int open_flow_log(struct serve *sv, struct epg_error *err)
 	return 0;
 }
 
+static void discard_record(const struct epg_fl_record *r, void *ctx)
+{
+}
+
+/* The flows' counters as they stand when serve starts are the baseline: a
+ * previous serve reported them (up to its last interval), so a restart must
+ * not log a flow's whole history again. */
+static void flow_log_baseline(struct serve *sv)
+{
+	struct flow_vec fv = { 0 };
+	struct epg_fl_interval iv = { 0 };
+
+	if (epg_ct_foreach(&sv->maps, collect_flow, &fv) == 0) {
+		iv.flows = fv.v;
+		iv.n_flows = fv.n;
+		epg_fl_collect(sv->fl, &iv, discard_record, NULL);
+	}
+	free(fv.v);
+}
+
 /* ---- the loop ------------------------------------------------------------ */
 
 int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
@@ -499,6 +521,8 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	rc = open_flow_log(&sv, err);
 	if (rc)
 		goto out_fl;
+	if (sv.flow_out)
+		flow_log_baseline(&sv);
 	rc = start_http(&sv, err);
 	if (rc)
 		goto out_log;
@@ -567,7 +591,10 @@ out_cfg:
 out_maps:
 	epg_maps_close(&sv.maps);
 out_lock:
-	if (sv.lock_fd >= 0)
+	if (sv.lock_fd >= 0) {
+		if (!rc)
+			unlink(sv.lock_path); /* a clean stop leaves nothing in /run/lock */
 		close(sv.lock_fd);
+	}
 	return rc;
 }
