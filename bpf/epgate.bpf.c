@@ -36,8 +36,11 @@ static __always_inline int epg_reject(const struct epg_pkt *p, __u32 ep_slot, __
 				      __u32 reason, __u32 rule, __u64 bytes)
 {
 	struct epg_scratch *scr = epg_scratch_get();
+	const struct epg_meta *meta;
+	__u32 zero = 0;
 
-	if (scr) {
+	meta = bpf_map_lookup_elem(&epg_meta, &zero);
+	if (scr && meta && (meta->flags & EPG_META_FLOWLOG)) {
 		struct epg_rej_key *k = &scr->rej_key;
 
 		__builtin_memset(k, 0, sizeof(*k));

@@ -83,7 +83,12 @@ struct epg_meta {
 	__u32 active_gen;     /* 0 or 1 */
 	__u64 generation;     /* applies so far, monotonic */
 	__u64 apply_time_ns;  /* CLOCK_REALTIME of the last apply */
+	__u32 flags;          /* EPG_META_* */
+	__u32 pad;
 };
+/* Rejected packets are recorded in epg_rej for flow logs: set by `serve
+ * --flow-log` while it runs, so drops cost no hash update otherwise. */
+#define EPG_META_FLOWLOG 1u
 
 /* epg_filter[0]: a 65,536-bit filter of endpoint addresses (both generations
  * while an apply runs), so traffic to and from other addresses passes after
@@ -355,7 +360,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 88, "epg_ct_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_timeouts) == 32, "epg_ct_timeouts layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 40, "epg_iface_info layout");
-EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 24, "epg_meta layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 32, "epg_meta layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_key) == 24, "epg_addr_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_val) == 16, "epg_addr_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer4_key) == 12, "epg_peer4_key layout");

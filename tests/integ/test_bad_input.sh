@@ -92,7 +92,7 @@ E detach va >/dev/null 2>&1 && ok "detach va" || ko "detach va"
 expect "detach twice" "not attached" E detach va
 # a pin directory of another ABI version is refused, never misread
 abi=$(E status --json | jq .abi_version)
-bpftool map update pinned "$TMP/bpf/epgate/epg_meta" key hex 00 00 00 00 value hex 63 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 >/dev/null 2>&1
+bpftool map update pinned "$TMP/bpf/epgate/epg_meta" key hex 00 00 00 00 value hex 63 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 >/dev/null 2>&1
 out=$(E status 2>&1); rc=$?
 if [ "$rc" -eq 2 ] && grep -q "ABI version 99" <<<"$out"; then ok "other ABI refused: $out"; else ko "other ABI: exit $rc: $out"; fi
 [ "$abi" = 1 ] && ok "ABI version 1 before" || ko "ABI version was $abi"

@@ -709,7 +709,13 @@ static void rejected_flow_tests(void)
 	struct epg_rej_key k = { .proto = IPPROTO_TCP, .family = AF_INET, .dir = EPG_DIR_INGRESS };
 	struct epg_rej_val v;
 
+	struct epg_meta meta;
+	uint32_t zero = 0;
+
 	ct_flush();
+	bpf_map_lookup_elem(maps.meta, &zero, &meta);
+	meta.flags |= EPG_META_FLOWLOG; /* as serve --flow-log sets it */
+	bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY);
 	inet_pton(AF_INET, "198.18.1.1", k.src);
 	inet_pton(AF_INET, A4, k.dst);
 	k.sport = htons(43000);
@@ -722,6 +728,13 @@ static void rejected_flow_tests(void)
 	CHECK_EQ(v.reason, EPG_R_NO_RULE, "with its reason");
 	CHECK_EQ(v.tcp_flags, SYN, "and its TCP flags");
 	CHECK(v.last_ns >= v.first_ns && v.first_ns > 0, "first and last seen");
+	meta.flags &= ~EPG_META_FLOWLOG;
+	bpf_map_lookup_elem(maps.meta, &zero, &meta);
+	meta.flags &= ~EPG_META_FLOWLOG;
+	bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY);
+	bpf_map_delete_elem(maps.rej, &k);
+	step("without a flow log, rejects are not recorded", &syn, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	CHECK(bpf_map_lookup_elem(maps.rej, &k, &v) != 0, "no entry in epg_rej");
 }
 
 /* ---- fragments: later ones follow the first -------------------------------- */

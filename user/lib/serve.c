@@ -458,6 +458,19 @@ static void discard_record(const struct epg_fl_record *r, void *ctx)
 {
 }
 
+/* Tell the datapath whether to record rejected flows (only while a flow log
+ * is written: a drop then costs a hash update). */
+static void set_flowlog_flag(struct serve *sv, bool on)
+{
+	struct epg_meta meta;
+	uint32_t zero = 0;
+
+	if (bpf_map_lookup_elem(sv->maps.meta, &zero, &meta))
+		return;
+	meta.flags = on ? (meta.flags | EPG_META_FLOWLOG) : (meta.flags & ~EPG_META_FLOWLOG);
+	bpf_map_update_elem(sv->maps.meta, &zero, &meta, BPF_ANY);
+}
+
 /* The flows' counters as they stand when serve starts are the baseline: a
  * previous serve reported them (up to its last interval), so a restart must
  * not log a flow's whole history again. */
@@ -521,8 +534,10 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	rc = open_flow_log(&sv, err);
 	if (rc)
 		goto out_fl;
-	if (sv.flow_out)
+	if (sv.flow_out) {
 		flow_log_baseline(&sv);
+		set_flowlog_flag(&sv, true);
+	}
 	rc = start_http(&sv, err);
 	if (rc)
 		goto out_log;
@@ -576,8 +591,10 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		}
 	}
 	logmsg("stopping; the datapath stays attached and enforcing");
-	if (sv.flow_out)
+	if (sv.flow_out) {
+		set_flowlog_flag(&sv, false);
 		flow_log_interval(&sv);
+	}
 	MHD_stop_daemon(sv.http);
 	rc = 0;
 out_log:
