@@ -11,6 +11,7 @@ PKGS=(
 	libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for clang
 	iproute2 iputils-ping socat procps jq
 	prometheus  # promtool and a server the tests start on loopback themselves
+	nftables iptables gnuplot-nox ethtool  # tests/bench/live.sh: rulesets compared, plot, veth GRO and XDP counters
 )
 
 if [ "$(id -u)" -ne 0 ]; then
