@@ -141,3 +141,27 @@ $(BUILD)/bench/bench_micro: tests/bench/bench_micro.c tests/unit/pkt.h $(BUILD)/
 
 bench: all $(BUILD)/bench/bench_micro
 	$(Q)BUILD=$(BUILD) ./tests/bench/run.sh
+
+# The manual page epgate(8): the CLI's own --help output (every command's)
+# and the prose of man/epgate.8.in, rendered by scripts/mkman.sh.
+$(BUILD)/man/epgate.8: $(BUILD)/epgate man/epgate.8.in scripts/mkman.sh
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)scripts/mkman.sh $(BUILD)/epgate man/epgate.8.in > $@.tmp && mv $@.tmp $@
+
+man: $(BUILD)/man/epgate.8
+
+# The Debian package $(BUILD)/deb/epgate_<version>_<arch>.deb, by debhelper
+# (debian/rules, built out of tree in $(BUILD)/deb/obj); the version comes
+# from git describe (scripts/deb-version.sh). debian/ is left as it was.
+DEB_CLEAN := debian/epgate debian/.debhelper debian/files debian/*.substvars \
+	debian/*.debhelper debian/*.debhelper.log debian/debhelper-build-stamp
+deb:
+	$(Q)dpkg-checkbuilddeps
+	$(Q)mkdir -p $(BUILD)/deb && rm -f $(BUILD)/deb/epgate_*.deb
+	$(call msg,DEB,$(BUILD)/deb/epgate_$(shell scripts/deb-version.sh)_$(shell dpkg --print-architecture).deb)
+	$(Q)rm -rf $(DEB_CLEAN)
+	$(Q)DEB_DIR=$(BUILD)/deb debian/rules binary $(if $(V),,>$(BUILD)/deb/build.log 2>&1 || { cat $(BUILD)/deb/build.log; rm -rf $(DEB_CLEAN); exit 1; }); \
+		rc=$$?; rm -rf $(DEB_CLEAN); exit $$rc
+	$(Q)ls $(BUILD)/deb/epgate_*.deb >/dev/null
+.PHONY: man deb

@@ -12,6 +12,8 @@ PKGS=(
 	iproute2 iputils-ping socat procps jq
 	prometheus  # promtool and a server the tests start on loopback themselves
 	nftables iptables gnuplot-nox ethtool  # tests/bench/live.sh: rulesets compared, plot, veth GRO and XDP counters
+	debhelper dpkg-dev man-db groff-base logrotate systemd  # make deb, tests/integ/test_package.sh (systemd: systemd-analyze verify)
+	python3-yaml  # tests/integ/test_manifests.sh: the DaemonSet and Prometheus files
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -817,7 +817,7 @@ static int cmd_serve(int argc, char **argv)
 	struct epg_error err = { "" };
 	int rc;
 
-	rc = parse_opts(find_cmd("serve"), argc, argv, "c:l:i:", extra, 8, serve_opt, &a);
+	rc = parse_opts(find_cmd("serve"), argc, argv, "", extra, 8, serve_opt, &a);
 	if (rc >= 0)
 		return rc;
 	/* files after --config FILE are more config files */
