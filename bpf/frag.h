@@ -51,6 +51,7 @@ static __always_inline __u32 epg_frag_follow(const struct epg_pkt *p)
 {
 	struct epg_frag_key k;
 	struct epg_frag_val *v;
+	__u64 now;
 
 	if ((p->proto == IPPROTO_TCP && p->frag_off == 1) || p->frag_end > 65535)
 		return EPG_R_FRAG_BAD;
@@ -58,7 +59,8 @@ static __always_inline __u32 epg_frag_follow(const struct epg_pkt *p)
 	v = bpf_map_lookup_elem(&epg_frag, &k);
 	if (!v)
 		return EPG_R_FRAGMENT;
-	if (bpf_ktime_get_ns() - v->created_ns > EPG_FRAG_TIMEOUT_NS) {
+	now = bpf_ktime_get_ns();
+	if (now > v->created_ns && now - v->created_ns > EPG_FRAG_TIMEOUT_NS) {
 		bpf_map_delete_elem(&epg_frag, &k);
 		return EPG_R_FRAGMENT;
 	}

@@ -18,7 +18,8 @@
 # on a temporary directory, because `ip netns exec` hides /sys/fs/bpf.
 #
 # Functions:
-#   epg_topo_up            namespaces, links, addresses, routes, bpffs
+#   epg_topo_up            namespaces, links, addresses, routes, bpffs,
+#                          a temporary directory $EPG_TMP
 #   epg_topo_down          undo all of it (idempotent; safe on any exit path)
 #   epg_in NS CMD...       run CMD in namespace NS, bounded by $EPG_CMD_TIMEOUT
 #   epgate CMD...          run $EPGATE in the gw namespace with --pin-dir
@@ -27,6 +28,27 @@
 #   epg_stop PID           stop one process started by epg_bg
 #   epg_wait_listen NS tcp|udp PORT   wait (bounded) until something listens
 #   epg_log MSG...         a timestamped line on stderr
+#
+# Traffic helpers (for tests that keep connections open across policy
+# changes); their files live in $EPG_TMP, removed by epg_topo_down:
+#   epg_echo_server NS tcp|udp 4|6 ADDR PORT LOG
+#                          a socat server in NS that sends every line back and
+#                          appends it to LOG (what really arrived); waits until
+#                          it listens; PID in EPG_LAST_PID
+#   epg_stream_open NAME NS 4|6 ADDR PORT
+#                          one long-lived TCP connection from NS, fed line by
+#                          line from the test (a FIFO), what comes back in
+#                          epg_stream_out NAME
+#   epg_stream_send NAME LINE         write LINE on it
+#   epg_stream_wait NAME LINE SECS    wait (bounded) until LINE came back
+#   epg_stream_close NAME             close it, stop its socat
+#   epg_flood_udp NS DST PORT SPAN COUNT SECS
+#                          COUNT UDP datagrams from NS to DST, each from a new
+#                          socket (a new source port: a new flow), to ports
+#                          PORT..PORT+SPAN-1 in turn; never more than COUNT
+#                          (<= 300000) nor longer than SECS (<= 20). Runs in
+#                          the background (EPG_LAST_PID); exit status 124 when
+#                          the time bound cut it short
 
 : "${EPG_RUN_ID:=$$}"
 : "${EPG_CMD_TIMEOUT:=30}"
@@ -49,6 +71,8 @@ EPG_PIN=""     # $EPG_BPFFS/epgate, passed as --pin-dir to every epgate call
 EPG_PIDS=()    # background processes started by epg_bg
 EPG_LAST_PID=""
 EPG_CREATED_NS=()
+EPG_TMP=""     # temporary directory for the traffic helpers' files
+declare -gA EPG_STREAM_FD=() EPG_STREAM_PID=()
 
 epg_log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -151,6 +175,7 @@ epg_topo_up() {
 		fi
 	done
 
+	EPG_TMP=$(mktemp -d /tmp/epg-tmp.XXXXXX) || return 1
 	EPG_BPFFS=$(mktemp -d /tmp/epg-bpffs.XXXXXX) || return 1
 	mount -t bpf bpf "$EPG_BPFFS" || { rmdir "$EPG_BPFFS"; EPG_BPFFS=""; return 1; }
 	EPG_PIN=$EPG_BPFFS/epgate
@@ -187,7 +212,12 @@ epg_topo_up() {
 # Undo everything epg_topo_up and epg_bg did, whatever state they got to.
 # Never fails; safe to call twice.
 epg_topo_down() {
-	local pid ns i
+	local pid ns i name fd
+	for name in "${!EPG_STREAM_FD[@]}"; do
+		fd=${EPG_STREAM_FD[$name]}
+		exec {fd}>&-
+	done
+	EPG_STREAM_FD=() EPG_STREAM_PID=()
 	for pid in "${EPG_PIDS[@]}"; do
 		epg_stop "$pid"
 	done
@@ -211,5 +241,92 @@ epg_topo_down() {
 		EPG_BPFFS=""
 		EPG_PIN=""
 	fi
+	if [ -n "$EPG_TMP" ]; then
+		rm -rf "$EPG_TMP"
+		EPG_TMP=""
+	fi
 	return 0
+}
+
+# ---- traffic helpers ---------------------------------------------------------
+
+epg_echo_server() { # NS tcp|udp 4|6 ADDR PORT LOG
+	local ns=$1 proto=$2 fam=$3 addr=$4 port=$5 log=$6 listen
+	[ "$fam" = 6 ] && addr="[$addr]"
+	local opts=()
+	if [ "$proto" = tcp ]; then
+		listen="TCP$fam-LISTEN:$port,bind=$addr,reuseaddr,fork"
+	else
+		# one child per datagram; it answers from the bound port and
+		# exits after 2 s without traffic
+		listen="UDP$fam-RECVFROM:$port,bind=$addr,reuseaddr,fork"
+		opts=(-T 2)
+	fi
+	: >>"$log" || return 1
+	# tee writes each line as it reads it: into LOG and back to the peer
+	epg_bg "$ns" socat "${opts[@]}" "$listen" "SYSTEM:exec tee -a $log" 2>>"$log.err"
+	epg_wait_listen "$ns" "$proto" "$port"
+}
+
+epg_stream_out() { echo "$EPG_TMP/stream.$1.out"; }
+
+epg_stream_open() { # NAME NS 4|6 ADDR PORT
+	local name=$1 ns=$2 fam=$3 addr=$4 port=$5 fifo out fd
+	[ -n "$EPG_TMP" ] || { echo "netns-lib: epg_stream_open before epg_topo_up" >&2; return 1; }
+	[ -z "${EPG_STREAM_FD[$name]:-}" ] || { echo "netns-lib: stream $name is open" >&2; return 1; }
+	[ "$fam" = 6 ] && addr="[$addr]"
+	fifo=$EPG_TMP/stream.$name.in
+	out=$(epg_stream_out "$name")
+	rm -f "$fifo" "$out"
+	mkfifo "$fifo" && : >"$out" || return 1
+	# Read-write: the open does not wait for a reader, and writes never
+	# raise SIGPIPE even if socat is gone.
+	exec {fd}<>"$fifo" || return 1
+	EPG_STREAM_FD[$name]=$fd
+	# no inactivity timeout: the connection stays open however long the test
+	# pauses; the epg_bg bound ($EPG_CMD_TIMEOUT) still applies
+	# (socat opens the files itself: a background job's stdin would be
+	# /dev/null whatever the caller redirects)
+	epg_bg "$ns" socat "OPEN:$fifo,rdonly!!OPEN:$out,wronly,append" \
+		"TCP$fam:$addr:$port,connect-timeout=2" 2>>"$out.err"
+	EPG_STREAM_PID[$name]=$EPG_LAST_PID
+}
+
+epg_stream_send() { # NAME LINE
+	local fd=${EPG_STREAM_FD[$1]:-}
+	[ -n "$fd" ] || return 1
+	printf '%s\n' "$2" >&"$fd"
+}
+
+epg_stream_wait() { # NAME LINE SECONDS: 0 once LINE came back
+	local out i n
+	out=$(epg_stream_out "$1")
+	n=$((${3:-5} * 20))
+	for ((i = 0; i < n; i++)); do
+		grep -qxF -- "$2" "$out" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	grep -qxF -- "$2" "$out" 2>/dev/null
+}
+
+epg_stream_close() { # NAME
+	local name=$1 fd=${EPG_STREAM_FD[$1]:-}
+	[ -n "$fd" ] && exec {fd}>&-
+	epg_stop "${EPG_STREAM_PID[$name]:-}"
+	unset "EPG_STREAM_FD[$name]" "EPG_STREAM_PID[$name]"
+	return 0
+}
+
+epg_flood_udp() { # NS DST PORT SPAN COUNT SECONDS
+	local ns=$1 dst=$2 port=$3 span=$4 count=$5 secs=$6
+	((count >= 1 && count <= 300000 && secs >= 1 && secs <= 20 && span >= 1)) || {
+		echo "netns-lib: epg_flood_udp: COUNT 1..300000, SECS 1..20, SPAN >= 1" >&2
+		return 1
+	}
+	# bash's /dev/udp: socket, connect, send, close, all in one process
+	# (no fork per datagram); a new socket has a new ephemeral port.
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	EPG_CMD_TIMEOUT=$secs epg_bg "$ns" bash -c \
+		'for ((i = 0; i < $2; i++)); do printf x 2>/dev/null >"/dev/udp/$1/$(($3 + i % $4))"; done' \
+		flood "$dst" "$count" "$port" "$span"
 }
