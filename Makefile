@@ -165,3 +165,14 @@ deb:
 		rc=$$?; rm -rf $(DEB_CLEAN); exit $$rc
 	$(Q)ls $(BUILD)/deb/epgate_*.deb >/dev/null
 .PHONY: man deb
+
+# The verifier's cost per program (instructions processed, states), to watch
+# the budget (1,000,000) as features grow. Root.
+$(BUILD)/bench/verifier_stats: tests/bench/verifier_stats.c $(SKEL)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< $(LDLIBS) -o $@
+
+verifier-stats: $(BUILD)/bench/verifier_stats
+	$(Q)$(BUILD)/bench/verifier_stats
+.PHONY: verifier-stats

@@ -41,6 +41,7 @@ static const char *policy_json =
 	"  {\"NetworkInterfaceId\": \"eni-b\", \"PrivateIpAddress\": \"198.18.20.1\","
 	"   \"Groups\": [{\"GroupId\": \"sg-c\"}]},"
 	"  {\"NetworkInterfaceId\": \"eni-c\", \"SubnetId\": \"subnet-acl\", \"VpcId\": \"vpc-1\","
+	"   \"ConnectionTrackingConfiguration\": {\"TcpEstablishedTimeout\": 60, \"UdpStreamTimeout\": 90, \"UdpTimeout\": 45},"
 	"   \"PrivateIpAddress\": \"198.18.50.1\", \"Ipv6Addresses\": [{\"Ipv6Address\": \"fd00:50::1\"}],"
 	"   \"Groups\": [{\"GroupId\": \"sg-open\"}]},"
 	"  {\"NetworkInterfaceId\": \"eni-m\", \"PrivateIpAddress\": \"198.18.30.5\","
@@ -73,6 +74,7 @@ static const char *policy_json =
 	"    {\"IpProtocol\": \"-1\", \"IpRanges\": [{\"CidrIp\": \"0.0.0.0/0\"}], \"Ipv6Ranges\": [{\"CidrIpv6\": \"::/0\"}]}"
 	"  ]}"
 	"],"
+	"\"EpgateSettings\": {\"ConnectionTracking\": {\"TcpSynTimeout\": 7, \"TcpClosedTimeout\": 3}},"
 	"\"NetworkAcls\": [{\"NetworkAclId\": \"acl-1\", \"VpcId\": \"vpc-1\", \"IsDefault\": false,"
 	"  \"Associations\": [{\"SubnetId\": \"subnet-acl\"}], \"Entries\": ["
 	ACL_IN(90, "deny", "6", 22, 22, "198.18.6.0/24") ","
@@ -489,7 +491,7 @@ static void conntrack_tests(void)
 	     "sg-a|tcp 443 from 198.18.0.0/16");
 	CHECK_EQ(flow_of(&syn, &f), 0, "the SYN created a flow");
 	CHECK_EQ(f.val.state, EPG_CT_TCP_SYN_SENT, "flow in syn_sent");
-	CHECK_EQ(f.val.timeout_s, EPG_CT_DEFAULT_TCP_SYN, "handshake timeout");
+	CHECK_EQ(f.val.timeout_s, 7, "handshake timeout: EpgateSettings.ConnectionTracking.TcpSynTimeout");
 	step("SYN-ACK leaves though no outbound rule allows it", &synack, XDP_PASS, "vpce-aaaa",
 	     OUT, EPG_R_TRACKED, NULL);
 	step("ACK completes the handshake", &ack, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED, NULL);
@@ -518,6 +520,27 @@ static void conntrack_tests(void)
 	step("SYN reusing the closed flow's ports is judged anew", &syn, XDP_PASS, "vpce-aaaa",
 	     IN, EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
 	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_SYN_SENT, "flow restarted");
+	struct pkt_spec rst = tcp4(A4, 443, "198.18.1.1", 40000, 0x04);
+	step("RST from the endpoint", &rst, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
+	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_CLOSED && f.val.timeout_s == 3,
+	      "RST: closed, TcpClosedTimeout 3 s");
+	f.val.last_seen_ns -= 4000000000ull;
+	bpf_map_update_elem(maps.ct, &f.key, &f.val, BPF_EXIST);
+	struct pkt_spec late = tcp4("198.18.1.1", 40000, A4, 443, ACK);
+	step("after the closed timeout an ACK has no flow", &late, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 443 from 198.18.0.0/16");
+
+	/* the interface's ConnectionTrackingConfiguration */
+	ct_flush();
+	struct pkt_spec csyn = tcp4("198.18.7.5", 45000, "198.18.50.1", 22, SYN);
+	struct pkt_spec csynack = tcp4("198.18.50.1", 22, "198.18.7.5", 45000, SYNACK);
+	struct pkt_spec cack = tcp4("198.18.7.5", 45000, "198.18.50.1", 22, ACK);
+	step("vpce-cccc SYN", &csyn, XDP_PASS, "vpce-cccc", IN, EPG_R_RULE, NULL);
+	step("vpce-cccc SYN-ACK", &csynack, XDP_PASS, "vpce-cccc", OUT, EPG_R_TRACKED, NULL);
+	step("vpce-cccc ACK", &cack, XDP_PASS, "vpce-cccc", IN, EPG_R_TRACKED, NULL);
+	CHECK(flow_of(&csyn, &f) == 0 && f.val.state == EPG_CT_TCP_ESTABLISHED && f.val.timeout_s == 60,
+	      "established: the interface's TcpEstablishedTimeout 60 s (%u)", f.val.timeout_s);
+	bpf_map_delete_elem(maps.ct, &f.key);
 
 	/* Non-SYN packets of unknown flows. */
 	ct_flush();

@@ -382,6 +382,8 @@ static uint32_t find_slot(const struct id_slot *v, size_t n, const char *id, uin
 	struct id_slot k;
 	const struct id_slot *hit;
 
+	if (!n)
+		return none;
 	snprintf(k.id, sizeof(k.id), "%s", id);
 	hit = bsearch(&k, v, n, sizeof(*v), cmp_id_slot);
 	return hit ? hit->slot : none;
