@@ -176,3 +176,6 @@ $(BUILD)/bench/verifier_stats: tests/bench/verifier_stats.c $(SKEL)
 verifier-stats: $(BUILD)/bench/verifier_stats
 	$(Q)$(BUILD)/bench/verifier_stats
 .PHONY: verifier-stats
+
+# the differential test includes the reference model's source
+$(BUILD)/tests/test_differential $(BUILD)/asan/tests/test_differential: tests/model/refmodel.c tests/model/refmodel.h

@@ -157,8 +157,10 @@ static __always_inline __u8 epg_ct_next_state(__u8 state, __u8 flags, int from_i
 	case EPG_CT_TCP_SYN_RECV:
 		if (flags & EPG_TCP_RST)
 			return EPG_CT_TCP_CLOSED;
+		if (flags & EPG_TCP_FIN)
+			return EPG_CT_TCP_CLOSING; /* from either side */
 		if (from_init && (flags & EPG_TCP_ACK) && !(flags & EPG_TCP_SYN))
-			return (flags & EPG_TCP_FIN) ? EPG_CT_TCP_CLOSING : EPG_CT_TCP_ESTABLISHED;
+			return EPG_CT_TCP_ESTABLISHED;
 		return state;
 	case EPG_CT_TCP_ESTABLISHED:
 	case EPG_CT_TCP_CLOSING:
@@ -243,8 +245,8 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	v->packets[dir & 1] = 1;
 	v->bytes[dir & 1] = bytes;
 	v->tcp_flags[dir & 1] = p->tcp_flags;
-	v->acl_gen[dir & 1] = acl_gen;
-	v->acl_slot[dir & 1] = acl_slot;
+	v->acl_gen[0] = acl_gen; /* from the initiator: this packet */
+	v->acl_slot[0] = acl_slot;
 	rc = bpf_map_update_elem(&epg_ct, k, v, BPF_NOEXIST);
 	if (rc == -E2BIG || rc == -ENOMEM) {
 		epg_count_global(EPG_G_CT_EXCEEDED, bytes);

@@ -65,10 +65,8 @@ static __always_inline int epg_reject(const struct epg_pkt *p, __u32 ep_slot, __
 static __always_inline int epg_verdict(const struct epg_pkt *p, __u32 ep_slot, __u32 dir,
 				       __u32 reason, __u32 rule, __u64 bytes)
 {
-	if (p->frag == EPG_FRAG_FIRST && epg_frag_remember(p, ep_slot, dir, reason)) {
-		reason = EPG_R_FRAG_FULL;
-		rule = EPG_NO_RULE_SLOT;
-	}
+	if (p->frag == EPG_FRAG_FIRST)
+		epg_frag_settle(p, reason);
 	if (epg_reason_verdict(reason) == EPG_DROP)
 		return epg_reject(p, ep_slot, dir, reason, rule, bytes);
 	return epg_finish(ep_slot, dir, reason, rule, bytes);
@@ -88,7 +86,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	struct epg_ct_key ck = {};
 	struct epg_ct_val *flow = NULL;
 	__u32 zero = 0, gen = 0, dir, sel, rule, acl, acl_gen, acl_slot;
-	int bit, tracked, reason, acl_cached, src_lo = 0;
+	int bit, tracked, reason, acl_cached, cacheable, ori, restart = 0, src_lo = 0;
 	const struct epg_pkt *p = pkt;
 	__u64 now;
 
@@ -117,6 +115,10 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		}
 		dir = EPG_DIR_EGRESS;
 	}
+	/* A first fragment takes its place in the fragment table before it is
+	 * judged: when the table is full it is dropped unjudged (no flow made). */
+	if (p->frag == EPG_FRAG_FIRST && epg_frag_remember(p, ep->ep_slot, dir, EPG_R_FRAG_FULL))
+		return epg_reject(p, ep->ep_slot, dir, EPG_R_FRAG_FULL, EPG_NO_RULE_SLOT, bytes);
 	if (rc != EPG_PARSE_OK)
 		return epg_verdict(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 	if (epg_is_link_control(p)) {
@@ -137,23 +139,30 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		flow = epg_ct_lookup(&ck, now);
 		if (flow && p->proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
 		    (p->tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
-			/* a new connection reusing a closed one's ports */
-			bpf_map_delete_elem(&epg_ct, &ck);
+			/* a new connection reusing a closed one's ports: judged
+			 * anew, the old flow removed once the ACL lets it in */
+			restart = 1;
 			flow = NULL;
 		}
 	}
 
-	/* Inbound: the network ACL first, on every packet, tracked or not (its
-	 * verdict for this flow and generation may be cached in the flow). */
+	/* Inbound: the network ACL first, on every packet, tracked or not. Its
+	 * verdict depends on the addresses, ports and protocol, so for a TCP,
+	 * UDP or other non-ICMP flow it is fixed per orientation (from the
+	 * initiator, or the responder) and generation: cached in the flow. */
 	acl = ep->acl;
 	acl_gen = meta ? (__u32)meta->generation + 1 : 1;
 	acl_slot = EPG_NO_RULE_SLOT;
-	acl_cached = acl != EPG_ACL_NONE && flow && flow->acl_gen[dir & 1] == acl_gen;
+	ori = flow && src_lo != flow->init_lo;
+	cacheable = p->proto != IPPROTO_ICMP && p->proto != IPPROTO_ICMPV6;
+	acl_cached = acl != EPG_ACL_NONE && cacheable && flow && flow->acl_gen[ori] == acl_gen;
 	if (acl_cached)
-		epg_count_rule(flow->acl_slot[dir & 1], bytes);
+		epg_count_rule(flow->acl_slot[ori], bytes);
 	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, gen, dir), p, 1, bytes, &acl_slot))
 		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+	if (restart)
+		bpf_map_delete_elem(&epg_ct, &ck);
 
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
@@ -178,15 +187,15 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
 	    epg_acl_denies(epg_sel(acl, gen, dir), p, 0, bytes, &acl_slot))
 		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
-	if (acl == EPG_ACL_NONE)
+	if (acl == EPG_ACL_NONE || !cacheable)
 		acl_gen = 0;
 
 	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 	if (flow) {
 		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, tmo);
 		if (acl_gen && !acl_cached) {
-			flow->acl_slot[dir & 1] = acl_slot;
-			flow->acl_gen[dir & 1] = acl_gen;
+			flow->acl_slot[ori] = acl_slot;
+			flow->acl_gen[ori] = acl_gen;
 		}
 	} else if (reason == EPG_R_RULE && tracked &&
 		   epg_ct_create(&ck, src_lo, p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo,

@@ -21,7 +21,10 @@ static __always_inline void epg_frag_key_of(struct epg_frag_key *k, const struct
 	__builtin_memcpy(k->src, p->saddr, 16);
 	__builtin_memcpy(k->dst, p->daddr, 16);
 	k->id = p->frag_id;
-	k->proto = p->proto;
+	/* IPv4 datagrams are (addresses, protocol, id); IPv6 ones (addresses,
+	 * id) only (RFC 8200): a later fragment's header chain is data, so the
+	 * protocol after extension headers is not known in it */
+	k->proto = p->family == AF_INET ? p->proto : 0;
 	k->family = (__u8)p->family;
 	k->pad = 0;
 }
@@ -44,6 +47,22 @@ static __always_inline int epg_frag_remember(const struct epg_pkt *p, __u32 ep_s
 	scr->frag_val.pad = 0;
 	rc = bpf_map_update_elem(&epg_frag, &scr->frag_key, &scr->frag_val, BPF_ANY);
 	return rc == -7 /* E2BIG */ || rc == -12 /* ENOMEM */ ? -1 : 0;
+}
+
+/* The first fragment has been judged: its remembered verdict becomes that. */
+static __always_inline void epg_frag_settle(const struct epg_pkt *p, __u32 reason)
+{
+	struct epg_scratch *scr = epg_scratch_get();
+	struct epg_frag_val *v;
+
+	if (!scr)
+		return;
+	epg_frag_key_of(&scr->frag_key, p);
+	v = bpf_map_lookup_elem(&epg_frag, &scr->frag_key);
+	if (v) {
+		v->verdict = (__u8)epg_reason_verdict(reason);
+		v->reason = (__u8)reason;
+	}
 }
 
 /* The reason for a later fragment. */

@@ -57,6 +57,7 @@ struct epg_pkt {
 	__u8  icmp_err;  /* an ICMP error whose quoted header was read into inner */
 	__u16 frag_off;  /* fragment offset, 8-byte units */
 	__u32 frag_id;   /* fragment identification (IPv4: 16 bits) */
+	__u8  pad3[4];
 	__u32 frag_end;  /* offset in bytes + this fragment's payload */
 	struct {         /* the quoted packet of an ICMP error, as it was sent */
 		__u8 saddr[16];
@@ -98,14 +99,15 @@ static __always_inline int epg_is_link_control(const struct epg_pkt *p)
 
 /* The quoted header of an ICMP error: IP header, then 8 bytes of L4. A quote
  * that is cut short is simply not related to anything. */
-static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, void *data_end)
+static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, void *end,
+						  void *data_end)
 {
 	__u8 *l4;
 
 	if (p->proto == IPPROTO_ICMP) {
 		struct iphdr *ip = q;
 
-		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+		if ((void *)(ip + 1) > data_end || (void *)(ip + 1) > end || ip->ihl < 5)
 			return;
 		__builtin_memcpy(p->inner.saddr, &ip->saddr, 4);
 		__builtin_memcpy(p->inner.daddr, &ip->daddr, 4);
@@ -114,17 +116,20 @@ static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, voi
 	} else {
 		struct ipv6hdr *ip6 = q;
 
-		if ((void *)(ip6 + 1) > data_end)
+		if ((void *)(ip6 + 1) > data_end || (void *)(ip6 + 1) > end)
 			return;
 		__builtin_memcpy(p->inner.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(p->inner.daddr, &ip6->daddr, 16);
 		p->inner.proto = ip6->nexthdr;
 		l4 = (void *)(ip6 + 1);
 	}
-	if ((void *)(l4 + 8) > data_end)
+	/* the quote must hold 8 bytes of L4 within the IP packet, not padding */
+	if ((void *)(l4 + 8) > data_end || (void *)(l4 + 8) > end)
 		return;
 	if (p->inner.proto == IPPROTO_ICMP || p->inner.proto == IPPROTO_ICMPV6) {
-		/* an echo: the identifier stands for both ports */
+		/* only an echo is tracked: its identifier stands for both ports */
+		if (!epg_icmp_is_echo(p->inner.proto, l4[0]))
+			return;
 		p->inner.sport[0] = p->inner.dport[0] = l4[4];
 		p->inner.sport[1] = p->inner.dport[1] = l4[5];
 	} else if (p->inner.proto == IPPROTO_TCP || p->inner.proto == IPPROTO_UDP) {
@@ -140,7 +145,6 @@ struct epg_vlan_hdr {
 	__be16 tci;
 	__be16 proto;
 };
-
 struct epg_ip6_ext {
 	__u8 nexthdr;
 	__u8 hdrlen;
@@ -193,7 +197,7 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 		}
 		p->has_ports = 1;
 		if (epg_icmp_is_error(p->proto, ic[0]))
-			epg_parse_icmp_inner(p, ic + 8, data_end);
+			epg_parse_icmp_inner(p, ic + 8, l4_end, data_end);
 		break;
 	}
 	default:
@@ -264,6 +268,7 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 {
 	struct ipv6hdr *ip6 = nh;
 	__u32 off, plen, frag_hdr_end = 0;
+	int later = 0;
 	__be16 frag_off = 0;
 	void *cur, *end;
 	__u8 next;
@@ -308,13 +313,20 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 			frag_off |= ext->frag_off;
 			p->frag_id = bpf_ntohl(ext->ident);
 			frag_hdr_end = off + 8;
+			if (ext->frag_off & bpf_htons(0xfff8)) {
+				/* a later fragment: what follows is data, not headers */
+				next = ext->nexthdr;
+				off += len;
+				later = 1;
+				break;
+			}
 		}
 		next = ext->nexthdr;
 		off += len;
 		if (off > plen)
 			return EPG_R_IPV6_EXT;
 	}
-	if (epg_ip6_is_ext(next))
+	if (!later && epg_ip6_is_ext(next))
 		return EPG_R_IPV6_EXT;
 	if (frag_off & bpf_htons(0xfff8))
 		p->frag = EPG_FRAG_LATER;

@@ -29,10 +29,10 @@
 #define EPG_RULE_BITS       (EPG_RULE_WORDS * 64)  /* entries per ruleset and direction */
 #define EPG_MAX_ENDPOINTS   16384                  /* endpoint counter slots */
 #define EPG_MAX_ADDRS       65536                  /* endpoint addresses, both generations */
-#define EPG_MAX_RULE_SLOTS  131072                 /* per-rule counter slots */
+#define EPG_MAX_RULE_SLOTS  262144                 /* per-rule counter slots (old and new policy during an apply) */
 #define EPG_MAX_PEER_PFX    2097152                /* peer prefixes per family, both generations */
 #define EPG_MAX_SVC_PFX     2097152                /* service prefixes, both generations */
-#define EPG_MAX_RULE_BITS   524288                 /* (ruleset, bit) -> rule slot, both generations */
+#define EPG_MAX_RULE_BITS   1048576                /* (ruleset, bit) -> rule slot, both generations */
 #define EPG_VLAN_MAX        2                      /* 802.1Q / 802.1ad tags parsed */
 #define EPG_IP6_EXT_MAX     8
 #define EPG_ID_LEN          32                     /* "vpce-0123456789abcdef0" and alike, NUL included */
@@ -204,12 +204,14 @@ struct epg_ct_val {
 	__u8  replies;      /* packets from the responder, saturating at 255 */
 	__u8  tcp_flags[EPG_DIR_MAX]; /* OR of TCP flags seen, per direction */
 	__u8  pad[2];
-	/* The network ACL's verdict is a function of the flow's addresses,
-	 * ports, direction and the policy generation: cached per direction
-	 * (generation + 1, 0 = none) with the allowing entry, counted again on
-	 * every packet. A new policy invalidates it at once. */
-	__u32 acl_gen[EPG_DIR_MAX];
-	__u32 acl_slot[EPG_DIR_MAX];
+	/* The network ACL's verdict is a function of the packet's addresses,
+	 * ports, protocol and the policy generation: for TCP, UDP and other
+	 * non-ICMP flows it is cached per orientation ([0] packets from the
+	 * initiator, [1] from the responder; generation + 1, 0 = none) with
+	 * the allowing entry, counted again on every packet. A new policy
+	 * invalidates it at once. */
+	__u32 acl_gen[2];
+	__u32 acl_slot[2];
 };
 
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */

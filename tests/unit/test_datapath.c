@@ -818,6 +818,23 @@ static void fragment_tests(void)
 	     "sg-a|tcp 1000-2000 from fd00:1::/64");
 	step("v6 later fragment follows", &l6, XDP_PASS, "vpce-aaaa", IN, EPG_R_FRAG_FOLLOWS, NULL);
 
+	/* TCP over IPv6, outbound */
+	struct pkt_spec t6f = { .family = AF_INET6, .src = A6, .dst = "fd00:40::9", .proto = IPPROTO_TCP,
+				.sport = 35197, .dport = 5432, .v6_frag_hdr = 1, .frag = 1, .payload = 28 };
+	struct pkt_spec t6l = { .family = AF_INET6, .src = A6, .dst = "fd00:40::9", .proto = IPPROTO_TCP,
+				.v6_frag_hdr = 1, .frag = 0x0031 };
+	step("v6 TCP first fragment out", &t6f, XDP_PASS, "vpce-aaaa", OUT, EPG_R_RULE,
+	     "sg-a|tcp 5432 to fd00:40::/64");
+	step("v6 TCP later fragment out follows", &t6l, XDP_PASS, "vpce-aaaa", OUT, EPG_R_FRAG_FOLLOWS, NULL);
+
+	/* TCP over IPv6, inbound, denied */
+	struct pkt_spec d6f = { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP,
+				.sport = 6693, .dport = 80, .v6_frag_hdr = 1, .frag = 1 };
+	struct pkt_spec d6l = { .family = AF_INET6, .src = "fd00:1::9", .dst = A6, .proto = IPPROTO_TCP,
+				.v6_frag_hdr = 1, .frag = 0x0029 };
+	step("v6 TCP first fragment in, denied", &d6f, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("v6 TCP later fragment in follows the denial", &d6l, XDP_DROP, "vpce-aaaa", IN, EPG_R_FRAG_REJECTED, NULL);
+
 	/* an endpoint's outbound fragments: first judged by outbound rules */
 	struct pkt_spec of = { .family = AF_INET, .src = A4, .dst = "198.18.40.1", .proto = IPPROTO_TCP,
 			       .sport = 44001, .dport = 5432, .frag = 0x2000, .payload = 16 };
