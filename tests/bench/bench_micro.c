@@ -182,24 +182,8 @@ static void load(void)
 		bpf_map__set_pin_path(map, NULL);
 	if (epgate_bpf__load(skel))
 		die("load the BPF object (run as root)");
-	maps.meta = bpf_map__fd(skel->maps.epg_meta);
-	maps.addr = bpf_map__fd(skel->maps.epg_addr);
-	maps.peer4 = bpf_map__fd(skel->maps.epg_peer4);
-	maps.peer6 = bpf_map__fd(skel->maps.epg_peer6);
-	maps.svc = bpf_map__fd(skel->maps.epg_svc);
-	maps.rule_bits = bpf_map__fd(skel->maps.epg_rule_bits);
-	maps.ep_stats = bpf_map__fd(skel->maps.epg_ep_stats);
-	maps.rule_stats = bpf_map__fd(skel->maps.epg_rule_stats);
-	maps.global = bpf_map__fd(skel->maps.epg_global);
-	maps.ep_info = bpf_map__fd(skel->maps.epg_ep_info);
-	maps.rule_info = bpf_map__fd(skel->maps.epg_rule_info);
-	maps.ifaces = bpf_map__fd(skel->maps.epg_ifaces);
-	maps.ct = bpf_map__fd(skel->maps.epg_ct);
-	maps.ct_prof = bpf_map__fd(skel->maps.epg_ct_prof);
-	maps.rej = bpf_map__fd(skel->maps.epg_rej);
-	maps.frag = bpf_map__fd(skel->maps.epg_frag);
-	maps.filter = bpf_map__fd(skel->maps.epg_filter);
-	maps.lock_fd = -1;
+	if (epg_maps_from_object(&maps, skel->obj))
+		die("the BPF object lacks a map epgate needs");
 	floor_fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "bench_floor", "GPL", insns, 2, NULL);
 	if (floor_fd < 0)
 		die("load the floor program: %s", strerror(errno));

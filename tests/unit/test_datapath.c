@@ -152,20 +152,8 @@ static int rule_slot(const char *group_desc)
 
 static void sum_percpu(int fd, uint32_t key, void *out, size_t size)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	size_t stride = (size + 7) & ~(size_t)7;
-	char *buf = calloc((size_t)ncpu, stride);
-	uint64_t *acc = out;
-
-	memset(out, 0, size);
-	if (!buf || bpf_map_lookup_elem(fd, &key, buf)) {
-		free(buf);
-		return;
-	}
-	for (int c = 0; c < ncpu; c++)
-		for (size_t w = 0; w < size / 8; w++)
-			acc[w] += ((uint64_t *)(buf + (size_t)c * stride))[w];
-	free(buf);
+	if (epg_percpu_sum(fd, key, out, size))
+		memset(out, 0, size);
 }
 
 static uint64_t ep_count(int slot, int dir, int reason)
@@ -1029,25 +1017,8 @@ static int setup(void)
 	rc = epgate_bpf__load(skel);
 	if (rc)
 		return rc;
-	maps.meta = bpf_map__fd(skel->maps.epg_meta);
-	maps.addr = bpf_map__fd(skel->maps.epg_addr);
-	maps.peer4 = bpf_map__fd(skel->maps.epg_peer4);
-	maps.peer6 = bpf_map__fd(skel->maps.epg_peer6);
-	maps.svc = bpf_map__fd(skel->maps.epg_svc);
-	maps.rule_bits = bpf_map__fd(skel->maps.epg_rule_bits);
-	maps.ep_stats = bpf_map__fd(skel->maps.epg_ep_stats);
-	maps.rule_stats = bpf_map__fd(skel->maps.epg_rule_stats);
-	maps.global = bpf_map__fd(skel->maps.epg_global);
-	maps.ep_info = bpf_map__fd(skel->maps.epg_ep_info);
-	maps.rule_info = bpf_map__fd(skel->maps.epg_rule_info);
-	maps.ifaces = bpf_map__fd(skel->maps.epg_ifaces);
-	maps.ct = bpf_map__fd(skel->maps.epg_ct);
-	maps.ct_prof = bpf_map__fd(skel->maps.epg_ct_prof);
-	maps.rej = bpf_map__fd(skel->maps.epg_rej);
-	maps.frag = bpf_map__fd(skel->maps.epg_frag);
-	maps.filter = bpf_map__fd(skel->maps.epg_filter);
-	maps.lock_fd = -1;
-	snprintf(maps.pin_dir, sizeof(maps.pin_dir), "(test)");
+	if (epg_maps_from_object(&maps, skel->obj))
+		return -ENOENT;
 
 	return apply_json(policy_json);
 }

@@ -2862,25 +2862,11 @@ static int load_instance(struct instance *in, uint32_t ct_max, uint32_t frag_max
 		epgate_bpf__destroy(s);
 		return rc;
 	}
-	m->meta = bpf_map__fd(s->maps.epg_meta);
-	m->addr = bpf_map__fd(s->maps.epg_addr);
-	m->peer4 = bpf_map__fd(s->maps.epg_peer4);
-	m->peer6 = bpf_map__fd(s->maps.epg_peer6);
-	m->svc = bpf_map__fd(s->maps.epg_svc);
-	m->rule_bits = bpf_map__fd(s->maps.epg_rule_bits);
-	m->ep_stats = bpf_map__fd(s->maps.epg_ep_stats);
-	m->rule_stats = bpf_map__fd(s->maps.epg_rule_stats);
-	m->global = bpf_map__fd(s->maps.epg_global);
-	m->ep_info = bpf_map__fd(s->maps.epg_ep_info);
-	m->rule_info = bpf_map__fd(s->maps.epg_rule_info);
-	m->ifaces = bpf_map__fd(s->maps.epg_ifaces);
-	m->ct = bpf_map__fd(s->maps.epg_ct);
-	m->ct_prof = bpf_map__fd(s->maps.epg_ct_prof);
-	m->rej = bpf_map__fd(s->maps.epg_rej);
-	m->frag = bpf_map__fd(s->maps.epg_frag);
-	m->filter = bpf_map__fd(s->maps.epg_filter);
-	m->lock_fd = -1;
-	snprintf(m->pin_dir, sizeof(m->pin_dir), "(test)");
+	rc = epg_maps_from_object(m, s->obj);
+	if (rc) {
+		epgate_bpf__destroy(s);
+		return rc;
+	}
 	in->skel = s;
 	in->ct_max = ct_max;
 	in->frag_max = frag_max;

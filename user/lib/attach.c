@@ -23,17 +23,7 @@
 #include "epgate.h"
 #include "epgate.skel.h"
 
-static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#define set_err epg_set_err
 
 static bool is_bpffs(const char *dir)
 {

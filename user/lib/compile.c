@@ -12,17 +12,7 @@
 #define EPG_QUOTA_RULES_PER_GROUP 60
 #define EPG_QUOTA_GROUPS_PER_ENI  5
 
-static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#define set_err epg_set_err
 
 static void bm_set(struct epg_bitmap *bm, uint32_t bit)
 {

@@ -38,6 +38,14 @@ int epg_maps_open(struct epg_maps *m, const char *pin_dir, int flags,
 		  struct epg_error *err);
 void epg_maps_close(struct epg_maps *m);
 
+/* The maps of an object this process loaded itself (tests, benchmarks): the
+ * fds stay the object's, do not epg_maps_close() them. */
+struct bpf_object;
+int epg_maps_from_object(struct epg_maps *m, struct bpf_object *obj);
+
+/* Sum a per-CPU map's value (u64 fields) over every possible CPU. */
+int epg_percpu_sum(int fd, uint32_t key, void *out, size_t value_size);
+
 /* Installs plan as the next generation and makes it active atomically. */
 int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 		     struct epg_error *err);

@@ -21,17 +21,7 @@
 #include "explain.h"
 #include "epgate.skel.h"
 
-static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#define set_err epg_set_err
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -118,26 +108,6 @@ static int find_flow(int ct_fd, const struct epg_explain_query *q, struct epg_ct
 	return -ENOENT;
 }
 
-static int sum_percpu(int fd, uint32_t key, void *out, size_t size)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	size_t stride = (size + 7) & ~(size_t)7;
-	char *buf = calloc((size_t)(ncpu > 0 ? ncpu : 1), stride);
-	uint64_t *acc = out;
-
-	memset(out, 0, size);
-	if (!buf)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &key, buf)) {
-		free(buf);
-		return -errno;
-	}
-	for (int c = 0; c < ncpu; c++)
-		for (size_t w = 0; w < size / 8; w++)
-			acc[w] += ((uint64_t *)(buf + (size_t)c * stride))[w];
-	free(buf);
-	return 0;
-}
 
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -222,7 +192,7 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 	{
 		struct epg_ep_counters c;
 
-		rc = sum_percpu(bpf_map__fd(skel->maps.epg_ep_stats), r->ep_slot, &c, sizeof(c));
+		rc = epg_percpu_sum(bpf_map__fd(skel->maps.epg_ep_stats), r->ep_slot, &c, sizeof(c));
 		for (uint32_t rs = 0; !rc && rs < EPG_REASON_SLOTS; rs++)
 			if (c.c[r->dir][rs].packets)
 				r->reason = rs;
@@ -236,7 +206,7 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 
 			key = next;
 			prev = &key;
-			if (sum_percpu(bpf_map__fd(skel->maps.epg_rule_stats), key, &c, sizeof(c)) ||
+			if (epg_percpu_sum(bpf_map__fd(skel->maps.epg_rule_stats), key, &c, sizeof(c)) ||
 			    !c.packets || bpf_map_lookup_elem(m->rule_info, &key, &info))
 				continue;
 			if (info.kind == EPG_RULE_ACL) {

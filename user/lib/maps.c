@@ -22,7 +22,7 @@
 
 #define EPG_GRACE_US 20000 /* in-flight packets finish well within this */
 
-static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
+int epg_set_err(struct epg_error *err, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -33,6 +33,8 @@ static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
 	}
 	return rc;
 }
+
+#define set_err epg_set_err
 
 const char *epg_pin_dir(const char *arg)
 {
@@ -155,6 +157,19 @@ static int check_abi(int meta_fd, const char *pin_dir, struct epg_error *err)
 		return set_err(err, -EPROTO,
 			       "%s holds maps of epgate ABI version %u, this epgate speaks version %u: detach with the epgate that attached them (epgate detach --all), remove %s, then attach and apply again",
 			       pin_dir, meta.abi_version, EPG_ABI_VERSION, pin_dir);
+	return 0;
+}
+
+int epg_maps_from_object(struct epg_maps *m, struct bpf_object *obj)
+{
+	memset(m, 0, sizeof(*m));
+	m->lock_fd = -1;
+	snprintf(m->pin_dir, sizeof(m->pin_dir), "(private)");
+	for (size_t i = 0; i < N_MAPS; i++) {
+		*map_fd(m, i) = bpf_object__find_map_fd_by_name(obj, map_names[i].name);
+		if (*map_fd(m, i) < 0)
+			return -ENOENT;
+	}
 	return 0;
 }
 
@@ -765,7 +780,7 @@ out:
 
 /* ---- counters ---------------------------------------------------------- */
 
-static int sum_percpu(int fd, uint32_t key, void *out, size_t value_size)
+int epg_percpu_sum(int fd, uint32_t key, void *out, size_t value_size)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	size_t stride = (value_size + 7) & ~(size_t)7;
@@ -818,7 +833,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 	if (bpf_map_lookup_elem(m->meta, &zero, &s->meta))
 		return set_err(err, -errno, "%s/epg_meta: %s", m->pin_dir, strerror(errno));
 	for (uint32_t g = 0; g < EPG_G_MAX && !rc; g++)
-		rc = sum_percpu(m->global, g, &s->global[g], sizeof(struct epg_counter));
+		rc = epg_percpu_sum(m->global, g, &s->global[g], sizeof(struct epg_counter));
 
 	s->eps = calloc(EPG_MAX_ENDPOINTS, sizeof(*s->eps));
 	s->rules = calloc(EPG_MAX_RULE_SLOTS, sizeof(*s->rules));
@@ -838,7 +853,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 			continue;
 		e->info = all[i];
 		e->slot = i;
-		rc = sum_percpu(m->ep_stats, i, e->c, sizeof(e->c));
+		rc = epg_percpu_sum(m->ep_stats, i, e->c, sizeof(e->c));
 		s->n_eps++;
 	}
 	free(all);
@@ -869,7 +884,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		if (next >= EPG_MAX_RULE_SLOTS || bpf_map_lookup_elem(m->rule_info, &key, &r->info))
 			continue;
 		r->slot = key;
-		rc = sum_percpu(m->rule_stats, key, &r->c, sizeof(r->c));
+		rc = epg_percpu_sum(m->rule_stats, key, &r->c, sizeof(r->c));
 		s->n_rules++;
 	}
 	prev = NULL;

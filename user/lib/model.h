@@ -199,6 +199,10 @@ const struct epg_eni *epg_config_eni(const struct epg_config *cfg, const char *i
 const struct epg_prefix_list *epg_config_prefix_list(const struct epg_config *cfg,
 						     const char *id);
 
+/* Fill err (if not NULL) with a printf-style message; returns rc. */
+int epg_set_err(struct epg_error *err, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* "10.0.0.0/8" or "2001:db8::/32"; buf at least EPG_CIDR_STRLEN. */
 #define EPG_CIDR_STRLEN 48
 const char *epg_cidr_str(const struct epg_cidr *c, char *buf, size_t len);

@@ -41,17 +41,7 @@ struct serve {
 	char lock_path[128];
 };
 
-static int set_err(struct epg_error *err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+#define set_err epg_set_err
 
 /* Messages of the running daemon: to stderr, one line each, for journald. */
 static void logmsg(const char *fmt, ...)
