@@ -179,3 +179,9 @@ verifier-stats: $(BUILD)/bench/verifier_stats
 
 # the differential test includes the reference model's source
 $(BUILD)/tests/test_differential $(BUILD)/asan/tests/test_differential: tests/model/refmodel.c tests/model/refmodel.h
+
+# The differential test for as long as asked: make differential PACKETS=10000000 [SEED=n]
+PACKETS ?= 1000000
+differential: $(BUILD)/tests/test_differential
+	$(Q)EPG_DIFF_PACKETS=$(PACKETS) $(if $(SEED),EPG_DIFF_SEED=$(SEED)) $(BUILD)/tests/test_differential
+.PHONY: differential

@@ -785,7 +785,9 @@ static struct rm_fragkey frag_key(const struct rm_packet *p)
 	k.family = p->family;
 	memcpy(k.src, p->src, alen(p->family));
 	memcpy(k.dst, p->dst, alen(p->family));
-	k.proto = p->proto;
+	/* RFC 791: an IPv4 datagram is (source, destination, protocol, id);
+	 * RFC 8200: an IPv6 one is (source, destination, id) */
+	k.proto = p->family == AF_INET ? p->proto : 0;
 	k.id = p->frag_id;
 	return k;
 }
