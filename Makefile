@@ -120,10 +120,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_SECONDS_CI ?= 30
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -Iinclude -Iuser/lib -I$(BUILD)
-$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/lib/config.c user/lib/compile.c $(LIB_HDR)
+$(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c user/lib/config.c user/lib/compile.c user/lib/error.c $(LIB_HDR)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_config.c user/lib/config.c user/lib/compile.c \
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) tests/fuzz/fuzz_config.c user/lib/config.c user/lib/compile.c user/lib/error.c \
 		$(shell pkg-config --libs jansson) -o $@
 
 fuzz: $(BUILD)/fuzz/fuzz_config

@@ -22,18 +22,6 @@
 
 #define EPG_GRACE_US 20000 /* in-flight packets finish well within this */
 
-int epg_set_err(struct epg_error *err, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err) {
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 #define set_err epg_set_err
 
 const char *epg_pin_dir(const char *arg)
