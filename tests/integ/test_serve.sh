@@ -603,6 +603,13 @@ wait_for 10 eval 'v=$(pq "$Q_IN_ACC"); cmp_n "${v%.*}" -ge "$a1" 2>/dev/null'
 got=$(pq "$q")
 check '[ "$got" = 0 ]' "Prometheus across the restart: $q = 0 (ingress accepted now $(pq "$Q_IN_ACC"))" "got: $got"
 
+# ---- /healthz follows the attachments serve was asked for ------------------------
+epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" detach gw-cl2 >/dev/null 2>&1
+code=$(epg_in "$NS_GW" curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SPORT/healthz" 2>/dev/null)
+epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" attach gw-cl2 >/dev/null 2>&1
+check '[ "$code" = 503 ] && healthz_ok' "/healthz: 503 while gw-cl2 (given with --interface) is detached, ok again once attached" \
+	"HTTP $code while detached; after re-attach: $(gw_curl "http://127.0.0.1:$SPORT/healthz" 2>/dev/null)"
+
 # ---- the end: serve stops on SIGTERM, the datapath stays ------------------------
 
 epg_stop "$SERVE_T"

@@ -226,6 +226,22 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	return ret;
 }
 
+/* Is epgate recorded as attached on ifname (epg_ifaces, by name)? */
+static bool iface_attached(struct serve *sv, const char *ifname)
+{
+	uint32_t key, next, *prev = NULL;
+	struct epg_iface_info info;
+
+	while (!bpf_map_get_next_key(sv->maps.ifaces, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(sv->maps.ifaces, &key, &info) &&
+		    !strncmp(info.name, ifname, sizeof(info.name)))
+			return true;
+	}
+	return false;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
 			      const char *method, const char *version, const char *upload,
 			      size_t *upload_size, void **con_cls)
@@ -234,6 +250,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	static char not_allowed[] = "read-only: GET or HEAD\n";
 	static char ok[] = "ok\n";
 	static char failing[] = "cannot read the pinned maps\n";
+	static char detached[] = "an interface given with --interface is not attached any more\n";
 	struct serve *sv = cls;
 	struct epg_metrics_input in = { 0 };
 	struct epg_error err = { "" };
@@ -251,6 +268,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (bpf_map_lookup_elem(sv->maps.meta, &zero, &meta))
 			return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", failing,
 				     sizeof(failing) - 1, false);
+		/* the interfaces serve was asked to enforce on must still be attached */
+		for (size_t i = 0; i < sv->o->n_ifaces; i++)
+			if (!iface_attached(sv, sv->o->ifaces[i]))
+				return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", detached,
+					     sizeof(detached) - 1, false);
 		return reply(c, MHD_HTTP_OK, "text/plain", ok, sizeof(ok) - 1, false);
 	}
 	if (strcmp(url, "/metrics"))
