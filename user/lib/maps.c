@@ -370,6 +370,36 @@ static int read_array(int fd, uint32_t n, size_t value_size, void *out)
 	return 0;
 }
 
+/* A whole per-CPU array map, in one batch: n values of ncpu x stride bytes. */
+static void *read_percpu_array(int fd, uint32_t n, size_t value_size, size_t *stride, int *ncpu)
+{
+	void *buf;
+
+	*ncpu = libbpf_num_possible_cpus();
+	if (*ncpu < 1)
+		*ncpu = 1;
+	*stride = (value_size + 7) & ~(size_t)7;
+	buf = malloc((size_t)n * (size_t)*ncpu * *stride);
+	if (buf && read_array(fd, n, (size_t)*ncpu * *stride, buf)) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
+}
+
+/* Value idx of such a buffer, summed over CPUs (u64 fields). */
+static void sum_cpus(const void *buf, uint32_t idx, int ncpu, size_t stride, void *out,
+		     size_t value_size)
+{
+	const char *v = (const char *)buf + (size_t)idx * (size_t)ncpu * stride;
+	uint64_t *acc = out;
+
+	memset(out, 0, value_size);
+	for (int c = 0; c < ncpu; c++)
+		for (size_t w = 0; w < value_size / 8; w++)
+			acc[w] += ((const uint64_t *)(v + (size_t)c * stride))[w];
+}
+
 struct id_slot {
 	char id[EPG_ID_LEN + 16 + 8]; /* endpoint id, or "rule_id|group|dir" */
 	uint32_t slot;
@@ -834,6 +864,14 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		rc = -ENOMEM;
 	if (!rc)
 		rc = read_array(m->ep_info, EPG_MAX_ENDPOINTS, sizeof(*all), all);
+	/* per-CPU counters in batches: one syscall per map, not one per slot */
+	size_t stride;
+	int ncpu;
+	void *epc = rc ? NULL : read_percpu_array(m->ep_stats, EPG_MAX_ENDPOINTS,
+						  sizeof(struct epg_ep_counters), &stride, &ncpu);
+
+	if (!rc && !epc)
+		rc = -EIO;
 	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS && !rc; i++) {
 		struct epg_ep_snapshot *e = &s->eps[s->n_eps];
 
@@ -841,9 +879,10 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 			continue;
 		e->info = all[i];
 		e->slot = i;
-		rc = epg_percpu_sum(m->ep_stats, i, e->c, sizeof(e->c));
+		sum_cpus(epc, i, ncpu, stride, e->c, sizeof(e->c));
 		s->n_eps++;
 	}
+	free(epc);
 	free(all);
 	/* slot -> index into eps, so each address is placed in O(1) */
 	uint32_t *by_slot = rc ? NULL : calloc(EPG_MAX_ENDPOINTS, sizeof(*by_slot));
@@ -863,6 +902,11 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 			rc = add_addr_text(&s->eps[by_slot[v.ep_slot] - 1], &ak);
 	}
 	free(by_slot);
+	void *rc_buf = rc ? NULL : read_percpu_array(m->rule_stats, EPG_MAX_RULE_SLOTS,
+						     sizeof(struct epg_counter), &stride, &ncpu);
+
+	if (!rc && !rc_buf)
+		rc = -EIO;
 	prev = NULL;
 	while (!rc && !bpf_map_get_next_key(m->rule_info, prev, &next)) {
 		struct epg_rule_snapshot *r = &s->rules[s->n_rules];
@@ -872,9 +916,10 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		if (next >= EPG_MAX_RULE_SLOTS || bpf_map_lookup_elem(m->rule_info, &key, &r->info))
 			continue;
 		r->slot = key;
-		rc = epg_percpu_sum(m->rule_stats, key, &r->c, sizeof(r->c));
+		sum_cpus(rc_buf, key, ncpu, stride, &r->c, sizeof(r->c));
 		s->n_rules++;
 	}
+	free(rc_buf);
 	prev = NULL;
 	while (!rc && s->n_ifaces < EPG_MAX_IFACES &&
 	       !bpf_map_get_next_key(m->ifaces, prev, &next)) {
