@@ -159,9 +159,9 @@ static int cmd_attach(int argc, char **argv)
 	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_CREATE | EPG_OPEN_LOCK, &err);
 	if (rc)
 		return fail(rc, &err);
-	rc = a.replace ? epg_replace(&m, argv[optind], &err) :
+	rc = a.replace ? epg_replace(&m, argv[optind], true, &err) :
 			 epg_attach(&m, argv[optind], mode, &err);
-	if (rc) {
+	if (rc < 0) {
 		epg_maps_close(&m);
 		return fail(rc, &err);
 	}
@@ -1018,7 +1018,8 @@ static const struct cmd cmds[] = {
 	  "--config FILE... [--listen ADDR:PORT] [--interface IFACE[:skb]]... [--flow-log FILE|-]\n"
 	  "       [--flow-log-interval 60|600] [--flow-log-format FMT] [--sweep-interval N]",
 	  "Run in the foreground (systemd-friendly): attach to the --interface\n"
-	  "interfaces not yet attached (or adopt what is pinned), apply the config,\n"
+	  "interfaces not yet attached, adopt those that are (replacing their\n"
+	  "programs atomically when they are another build's), apply the config,\n"
 	  "re-apply it on SIGHUP (a bad config keeps the running policy and counts\n"
 	  "epgate_policy_apply_errors_total), serve /metrics (Prometheus) and /healthz\n"
 	  "over HTTP, remove idle flows, and write VPC Flow Logs records.\n"

@@ -282,7 +282,7 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 	return 0;
 }
 
-int epg_replace(struct epg_maps *m, const char *ifname, struct epg_error *err)
+int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct epg_error *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = m->pin_dir);
 	uint32_t ifindex = if_nametoindex(ifname);
@@ -315,6 +315,19 @@ int epg_replace(struct epg_maps *m, const char *ifname, struct epg_error *err)
 	if (old_fd < 0) {
 		rc = set_err(err, -errno, "%s: program %u: %s", ifname, info.prog_id, strerror(errno));
 		goto out;
+	}
+	/* the same program (same tag) already runs: nothing to replace */
+	if (!same_too) {
+		struct bpf_prog_info oi = { 0 }, ni = { 0 };
+		__u32 ol = sizeof(oi), nl = sizeof(ni);
+
+		if (!bpf_obj_get_info_by_fd(old_fd, &oi, &ol) &&
+		    !bpf_obj_get_info_by_fd(xdp_fd, &ni, &nl) &&
+		    !memcmp(oi.tag, ni.tag, sizeof(oi.tag))) {
+			close(old_fd);
+			rc = 1;
+			goto out;
+		}
 	}
 	/* netlink's atomic replace: fails if someone else's program is there now */
 	LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = old_fd);

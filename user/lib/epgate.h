@@ -56,8 +56,9 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err);
 /* Replace the programs attached on ifname by this build's, atomically (the
  * interface is never without one), keeping every pinned map: policy,
- * counters and the flow table. */
-int epg_replace(struct epg_maps *m, const char *ifname, struct epg_error *err);
+ * counters and the flow table. Unless same_too, returns 1 (nothing done)
+ * when the running XDP program is already this build's. */
+int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct epg_error *err);
 
 /* Counter snapshots, summed over CPUs. */
 struct epg_ep_snapshot {

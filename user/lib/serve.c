@@ -530,11 +530,19 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		if (rc)
 			goto out_cfg;
 		rc = epg_attach(&locked, o->ifaces[i], o->modes[i], err);
-		epg_maps_close(&locked);
 		if (rc == -EEXIST) {
-			logmsg("%s: already attached, adopted", o->ifaces[i]);
+			/* adopt it, upgrading the programs if they are another build's */
+			struct epg_error rerr = { "" };
+			int r = epg_replace(&locked, o->ifaces[i], false, &rerr);
+
+			logmsg("%s: already attached, adopted%s", o->ifaces[i],
+			       r == 1 ? "" : r == 0 ? "; its programs replaced by this build's" :
+			       "; could not replace its programs, the running ones stay");
+			if (r < 0)
+				logmsg("%s", rerr.msg);
 			rc = 0;
 		}
+		epg_maps_close(&locked);
 		if (rc)
 			goto out_cfg;
 	}
