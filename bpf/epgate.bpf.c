@@ -32,15 +32,12 @@ epg_classify(__u32 gen, __u32 family, const __u8 *addr)
 
 /* Every drop of endpoint traffic ends here: counted, and remembered for the
  * flow logs. */
-static __always_inline int epg_reject(const struct epg_pkt *p, __u32 ep_slot, __u32 dir,
-				      __u32 reason, __u32 rule, __u64 bytes)
+static __always_inline int epg_reject(const struct epg_pkt *p, int flowlog, __u32 ep_slot,
+				      __u32 dir, __u32 reason, __u32 rule, __u64 bytes)
 {
-	struct epg_scratch *scr = epg_scratch_get();
-	const struct epg_meta *meta;
-	__u32 zero = 0;
+	struct epg_scratch *scr = flowlog ? epg_scratch_get() : NULL;
 
-	meta = bpf_map_lookup_elem(&epg_meta, &zero);
-	if (scr && meta && (meta->flags & EPG_META_FLOWLOG)) {
+	if (scr) {
 		struct epg_rej_key *k = &scr->rej_key;
 
 		__builtin_memset(k, 0, sizeof(*k));
@@ -62,13 +59,13 @@ static __always_inline int epg_reject(const struct epg_pkt *p, __u32 ep_slot, __
 /* The one exit for endpoint traffic: a first fragment's verdict is
  * remembered for its later fragments, then the verdict is counted (and a drop
  * recorded for the flow logs). */
-static __always_inline int epg_verdict(const struct epg_pkt *p, __u32 ep_slot, __u32 dir,
-				       __u32 reason, __u32 rule, __u64 bytes)
+static __always_inline int epg_verdict(const struct epg_pkt *p, int flowlog, __u32 ep_slot,
+				       __u32 dir, __u32 reason, __u32 rule, __u64 bytes)
 {
 	if (p->frag == EPG_FRAG_FIRST)
 		epg_frag_settle(p, reason);
 	if (epg_reason_verdict(reason) == EPG_DROP)
-		return epg_reject(p, ep_slot, dir, reason, rule, bytes);
+		return epg_reject(p, flowlog, ep_slot, dir, reason, rule, bytes);
 	return epg_finish(ep_slot, dir, reason, rule, bytes);
 }
 
@@ -86,7 +83,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	struct epg_ct_key ck = {};
 	struct epg_ct_val *flow = NULL;
 	__u32 zero = 0, gen = 0, dir, sel, rule, acl, acl_gen, acl_slot;
-	int bit, tracked, reason, acl_cached, cacheable, ori, restart = 0, src_lo = 0;
+	int bit, tracked, reason, acl_cached, cacheable, ori, restart = 0, src_lo = 0, flowlog = 0;
 	const struct epg_pkt *p = pkt;
 	__u64 now;
 
@@ -99,10 +96,13 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		return EPG_ACCEPT;
 	}
 
-	/* One generation for every lookup of this packet. */
+	/* One generation for every lookup of this packet, and whether drops are
+	 * recorded for flow logs (serve --flow-log), read once. */
 	meta = bpf_map_lookup_elem(&epg_meta, &zero);
-	if (meta)
+	if (meta) {
 		gen = meta->active_gen & 1;
+		flowlog = (meta->flags & EPG_META_FLOWLOG) != 0;
+	}
 
 	ep = epg_classify(gen, p->family, p->daddr);
 	if (ep) {
@@ -118,9 +118,9 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	/* A first fragment takes its place in the fragment table before it is
 	 * judged: when the table is full it is dropped unjudged (no flow made). */
 	if (p->frag == EPG_FRAG_FIRST && epg_frag_remember(p, ep->ep_slot, dir, EPG_R_FRAG_FULL))
-		return epg_reject(p, ep->ep_slot, dir, EPG_R_FRAG_FULL, EPG_NO_RULE_SLOT, bytes);
+		return epg_reject(p, flowlog, ep->ep_slot, dir, EPG_R_FRAG_FULL, EPG_NO_RULE_SLOT, bytes);
 	if (rc != EPG_PARSE_OK)
-		return epg_verdict(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 	if (epg_is_link_control(p)) {
 		/* neighbour discovery and MLD are link plumbing, never judged by
 		 * groups or ACLs (as ARP for IPv4) */
@@ -130,7 +130,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 
 	/* Later fragments follow their first fragment's verdict, whatever it was. */
 	if (p->frag == EPG_FRAG_LATER)
-		return epg_verdict(p, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, bytes);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, bytes);
 
 	/* A packet of a tracked flow passes whatever the rules say now. */
 	now = bpf_ktime_get_ns();
@@ -160,7 +160,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		epg_count_rule(flow->acl_slot[ori], bytes);
 	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, gen, dir), p, 1, bytes, &acl_slot))
-		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
 	if (restart)
 		bpf_map_delete_elem(&epg_ct, &ck);
 
@@ -177,7 +177,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 				rc = EPG_R_TCP_NO_FLOW;
 			else
 				rc = EPG_R_NO_RULE;
-			return epg_verdict(p, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+			return epg_verdict(p, flowlog, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
 		}
 		reason = EPG_R_RULE;
 		rule = epg_rule_slot(sel, bit);
@@ -186,7 +186,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	/* Outbound: the network ACL after the security group. */
 	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
 	    epg_acl_denies(epg_sel(acl, gen, dir), p, 0, bytes, &acl_slot))
-		return epg_verdict(p, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
 	if (acl == EPG_ACL_NONE || !cacheable)
 		acl_gen = 0;
 
@@ -200,8 +200,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	} else if (reason == EPG_R_RULE && tracked &&
 		   epg_ct_create(&ck, src_lo, p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo,
 				 acl_gen, acl_slot))
-		return epg_verdict(p, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
-	return epg_verdict(p, ep->ep_slot, dir, reason, rule, bytes);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
+	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, bytes);
 }
 
 /* libxdp: run early, and let the next program run after our XDP_PASS. */

@@ -1,10 +1,10 @@
 # shellcheck shell=bash disable=SC2034
-# common.sh: what the integration tests test_conntrack.sh and test_acl.sh
-# share: counting checks, the exit trap, reading epgate's counters, and
+# common.sh: what the integration tests share: counting checks, the exit trap, reading epgate's counters, and
 # one-shot request/response clients. Source it after scripts/netns-lib.sh,
 # with ROOT, EPGATE and EP_ID set. It installs nothing until epg_test_begin.
 #
-#   epg_test_begin             exit trap (teardown, summary line), WORK dir
+#   epg_test_begin             exit trap (teardown, summary line), WORK dir;
+#                              a test may define epg_test_cleanup for its own
 #   pass MSG / fail MSG [DETAIL...] / abort MSG [DETAIL...]
 #   snap                       all counters (stats --json --rules), "" on failure
 #   ctr SNAP DIR ACTION REASON [packets|bytes]   a counter of $EP_ID ("*": any reason)
@@ -43,6 +43,8 @@ epg_test_finish() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
 	epg_topo_down
+	# a test's own cleanup, if it defines one
+	declare -F epg_test_cleanup >/dev/null && epg_test_cleanup
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	[ "$FAILED" -eq 0 ] && [ "$rc" -ne 0 ] && fail "the test script itself exited with status $rc"
 	echo "# $((SECONDS - T0)) s"

@@ -33,23 +33,14 @@ FIX=$ROOT/tests/integ/fixtures
 # shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
 . "$ROOT/scripts/netns-lib.sh"
 
-PASSED=0
-FAILED=0
-WORK=""
 LOCK_FILE=""
-T0=$SECONDS
 # Long-running processes (serve, prometheus) are bounded by this many
 # seconds of life; the whole test takes well under it.
 LONG=240
 
-pass() { PASSED=$((PASSED + 1)); printf 'ok   %2d - %s\n' $((PASSED + FAILED)) "$1"; }
-fail() {
-	FAILED=$((FAILED + 1))
-	printf 'FAIL %2d - %s\n' $((PASSED + FAILED)) "$1"
-	shift
-	local l
-	for l in "$@"; do printf '          %s\n' "$l"; done
-}
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$ROOT/tests/integ/common.sh"
+
 # check COND MSG [DETAIL...]: pass if `eval COND` holds.
 check() {
 	local cond=$1
@@ -57,30 +48,15 @@ check() {
 	if eval "$cond"; then pass "$1"; else fail "$@"; fi
 }
 
-finish() {
-	local rc=$?
-	trap - EXIT INT TERM HUP
-	epg_topo_down
-	# serve's single-instance lock file (/run/lock/epgate-serve-HASH.lock,
-	# named after our private pin directory): remove it unless held.
+# serve's single-instance lock file (/run/lock/epgate-serve-HASH.lock, named
+# after our private pin directory): removed at exit unless held.
+epg_test_cleanup() {
 	if [ -n "$LOCK_FILE" ] && [ -f "$LOCK_FILE" ] && flock -n "$LOCK_FILE" true 2>/dev/null; then
 		rm -f "$LOCK_FILE"
 	fi
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	[ "$FAILED" -eq 0 ] && [ "$rc" -ne 0 ] && fail "the test script itself exited with status $rc"
-	echo "# $((SECONDS - T0)) s"
-	echo "$PASSED passed, $FAILED failed"
-	[ "$FAILED" -eq 0 ] && exit 0
-	exit 1
 }
-trap finish EXIT
-trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP
 
-# Stop here: what follows cannot run. Counted as a failure.
-abort() {
-	fail "$@"
-	exit 1
-}
+epg_test_begin
 
 # ---- prerequisites --------------------------------------------------------
 
@@ -89,7 +65,6 @@ for tool in ip jq socat ping ss timeout mountpoint curl promtool prometheus floc
 	command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it; promtool and prometheus: Debian's prometheus package)"
 done
 [ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
-WORK=$(mktemp -d /tmp/epg-serve.XXXXXX) || abort "prerequisites: mktemp failed"
 EP_ID=$(jq -er '.VpcEndpoints[0].VpcEndpointId' "$FIX/vpc-endpoints.json") &&
 	ENI_ID=$(jq -er '.VpcEndpoints[0].NetworkInterfaceIds[0]' "$FIX/vpc-endpoints.json") &&
 	OWNER=$(jq -er --arg e "$ENI_ID" '.NetworkInterfaces[] | select(.NetworkInterfaceId == $e) | .OwnerId' \

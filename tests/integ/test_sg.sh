@@ -29,39 +29,10 @@ FIX=$ROOT/tests/integ/fixtures
 # shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
 . "$ROOT/scripts/netns-lib.sh"
 
-PASSED=0
-FAILED=0
-WORK=""
-T0=$SECONDS
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$ROOT/tests/integ/common.sh"
 
-pass() { PASSED=$((PASSED + 1)); printf 'ok   %2d - %s\n' $((PASSED + FAILED)) "$1"; }
-fail() {
-	FAILED=$((FAILED + 1))
-	printf 'FAIL %2d - %s\n' $((PASSED + FAILED)) "$1"
-	shift
-	local l
-	for l in "$@"; do printf '          %s\n' "$l"; done
-}
-
-finish() {
-	local rc=$?
-	trap - EXIT INT TERM HUP
-	epg_topo_down
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	[ "$FAILED" -eq 0 ] && [ "$rc" -ne 0 ] && fail "the test script itself exited with status $rc"
-	echo "# $((SECONDS - T0)) s"
-	echo "$PASSED passed, $FAILED failed"
-	[ "$FAILED" -eq 0 ] && exit 0
-	exit 1
-}
-trap finish EXIT
-trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP
-
-# Stop here: what follows cannot run. Counted as a failure.
-abort() {
-	fail "$@"
-	exit 1
-}
+epg_test_begin
 
 # ---- prerequisites --------------------------------------------------------
 
@@ -70,7 +41,6 @@ for tool in ip tc jq socat ping ss timeout mountpoint cmp; do
 	command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it)"
 done
 [ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
-WORK=$(mktemp -d /tmp/epg-integ.XXXXXX) || abort "prerequisites: mktemp failed"
 # Which datapath: this test was written for the stateless one (egress from
 # an endpoint passes as not_enforced, every allowed packet is a rule hit).
 # A build with connection tracking (`epgate conntrack` exists) counts a
