@@ -41,6 +41,10 @@ static void cleanup(void)
 
 	if (!cleanup_dir[0])
 		return;
+	if (getenv("BENCH_KEEP")) { /* the pin dir and the documents, to profile by hand */
+		fprintf(stderr, "bench: kept %s (bpffs on %s/bpf)\n", cleanup_dir, cleanup_dir);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s/bpf", cleanup_dir);
 	umount(path);
 	rmdir(path);
@@ -477,6 +481,10 @@ int main(int argc, char **argv)
 	if (argc != 3)
 		die("usage: bench_micro OUTDIR EPGATE_BINARY");
 	quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK"));
+	if (getenv("BENCH_ONLY") && !strcmp(getenv("BENCH_ONLY"), "control")) {
+		control_plane(argv[1], argv[2]);
+		return failures ? 1 : 0;
+	}
 	load();
 	snprintf(path, sizeof(path), "%s/micro.tsv", argv[1]);
 	tsv = fopen(path, "w");

@@ -2,6 +2,7 @@
 /* Configuration model -> policy map contents. See compile.h. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,109 @@ int epg_perm_service_prefixes(const struct epg_perm *perm, struct epg_lpm_set *o
 	}
 }
 
+/* ---- lookups by id --------------------------------------------------------
+ * The config keeps document order; the compiler looks groups, interfaces,
+ * prefix lists and group members up by id through sorted indexes built once,
+ * so compiling stays O(n log n) in the size of the documents. */
+
+struct id_ref {
+	const char *id;
+	const void *obj;
+};
+
+struct lookup {
+	const struct epg_config *cfg;
+	struct id_ref *groups, *enis, *pls;
+	size_t n_groups, n_enis, n_pls;
+	struct id_ref *members; /* (group id, interface) for every membership */
+	size_t n_members;
+};
+
+static int cmp_id_ref(const void *a, const void *b)
+{
+	const struct id_ref *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	/* members of one group stay in document order */
+	return c ? c : (x->obj > y->obj) - (x->obj < y->obj);
+}
+
+static struct id_ref *index_ids(const void *base, size_t n, size_t stride, size_t id_off)
+{
+	struct id_ref *v = calloc(n ? n : 1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *obj = (const char *)base + i * stride;
+
+		v[i].id = *(char *const *)(obj + id_off);
+		v[i].obj = obj;
+	}
+	qsort(v, n, sizeof(*v), cmp_id_ref);
+	return v;
+}
+
+static int lookup_build(const struct epg_config *cfg, struct lookup *lk)
+{
+	size_t n = 0;
+
+	memset(lk, 0, sizeof(*lk));
+	lk->cfg = cfg;
+	lk->groups = index_ids(cfg->groups, lk->n_groups = cfg->n_groups,
+			       sizeof(*cfg->groups), offsetof(struct epg_group, id));
+	lk->enis = index_ids(cfg->enis, lk->n_enis = cfg->n_enis,
+			     sizeof(*cfg->enis), offsetof(struct epg_eni, id));
+	lk->pls = index_ids(cfg->prefix_lists, lk->n_pls = cfg->n_prefix_lists,
+			    sizeof(*cfg->prefix_lists), offsetof(struct epg_prefix_list, id));
+	for (size_t i = 0; i < cfg->n_enis; i++)
+		n += cfg->enis[i].n_groups;
+	lk->members = calloc(n ? n : 1, sizeof(*lk->members));
+	if (!lk->groups || !lk->enis || !lk->pls || !lk->members)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_enis; i++)
+		for (size_t g = 0; g < cfg->enis[i].n_groups; g++)
+			lk->members[lk->n_members++] =
+				(struct id_ref){ cfg->enis[i].groups[g], &cfg->enis[i] };
+	qsort(lk->members, lk->n_members, sizeof(*lk->members), cmp_id_ref);
+	return 0;
+}
+
+static void lookup_free(struct lookup *lk)
+{
+	free(lk->groups);
+	free(lk->enis);
+	free(lk->pls);
+	free(lk->members);
+}
+
+/* The first entry with this id in a sorted index, or NULL. */
+static const struct id_ref *lookup_first(const struct id_ref *v, size_t n, const char *id)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(v[mid].id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && !strcmp(v[lo].id, id) ? &v[lo] : NULL;
+}
+
+static const void *lookup_obj(const struct id_ref *v, size_t n, const char *id)
+{
+	const struct id_ref *r = lookup_first(v, n, id);
+
+	return r ? r->obj : NULL;
+}
+
+#define find_group(lk, id) ((const struct epg_group *)lookup_obj((lk)->groups, (lk)->n_groups, id))
+#define find_eni(lk, id)   ((const struct epg_eni *)lookup_obj((lk)->enis, (lk)->n_enis, id))
+#define find_pl(lk, id)    ((const struct epg_prefix_list *)lookup_obj((lk)->pls, (lk)->n_pls, id))
+
 static int add_peer_cidr(struct epg_dir_plan *d, const struct epg_cidr *c,
 			 const struct epg_bitmap *bm)
 {
@@ -165,7 +269,7 @@ static int add_peer_cidr(struct epg_dir_plan *d, const struct epg_cidr *c,
 	return lpm_add(&d->peer6, c->plen, c->addr, 16, bm);
 }
 
-static int add_peer(const struct epg_config *cfg, struct epg_dir_plan *d,
+static int add_peer(const struct lookup *lk, struct epg_dir_plan *d,
 		    const struct epg_peer *peer, const struct epg_bitmap *bm)
 {
 	int rc = 0;
@@ -173,22 +277,23 @@ static int add_peer(const struct epg_config *cfg, struct epg_dir_plan *d,
 	switch (peer->kind) {
 	case EPG_PEER_CIDR:
 		return add_peer_cidr(d, &peer->cidr, bm);
-	case EPG_PEER_GROUP:
+	case EPG_PEER_GROUP: {
 		/* members: every interface in that group, all its addresses */
-		for (size_t i = 0; i < cfg->n_enis && !rc; i++) {
-			const struct epg_eni *eni = &cfg->enis[i];
+		const struct id_ref *m = lookup_first(lk->members, lk->n_members, peer->ref_id);
+		const struct id_ref *end = lk->members + lk->n_members;
 
-			for (size_t g = 0; g < eni->n_groups; g++) {
-				if (strcmp(eni->groups[g], peer->ref_id))
-					continue;
-				for (size_t a = 0; a < eni->n_addrs && !rc; a++)
-					rc = add_peer_cidr(d, &eni->addrs[a], bm);
-				break;
-			}
+		for (; m && m < end && !strcmp(m->id, peer->ref_id) && !rc; m++) {
+			const struct epg_eni *eni = m->obj;
+
+			if (m > lk->members && m[-1].obj == eni && !strcmp(m[-1].id, m->id))
+				continue; /* the group listed twice on one interface */
+			for (size_t a = 0; a < eni->n_addrs && !rc; a++)
+				rc = add_peer_cidr(d, &eni->addrs[a], bm);
 		}
 		return rc;
+	}
 	case EPG_PEER_PREFIX_LIST: {
-		const struct epg_prefix_list *pl = epg_config_prefix_list(cfg, peer->ref_id);
+		const struct epg_prefix_list *pl = find_pl(lk, peer->ref_id);
 
 		for (size_t i = 0; pl && i < pl->n_entries && !rc; i++)
 			rc = add_peer_cidr(d, &pl->entries[i], bm);
@@ -319,7 +424,7 @@ static int add_warning(struct epg_plan *plan, const char *fmt, ...)
 	return 0;
 }
 
-static int compile_dir(const struct epg_config *cfg, struct epg_plan *plan,
+static int compile_dir(const struct lookup *lk, struct epg_plan *plan,
 		       struct rule_index *ix, size_t *rule_cap,
 		       struct epg_ruleset_plan *rs, uint32_t dir, struct epg_error *err)
 {
@@ -327,7 +432,7 @@ static int compile_dir(const struct epg_config *cfg, struct epg_plan *plan,
 	int rc;
 
 	for (size_t gi = 0; gi < rs->n_groups; gi++) {
-		const struct epg_group *g = epg_config_group(cfg, rs->groups[gi]);
+		const struct epg_group *g = find_group(lk, rs->groups[gi]);
 		const struct epg_perm *perms = dir == EPG_DIR_INGRESS ? g->in : g->out;
 		size_t n_perms = dir == EPG_DIR_INGRESS ? g->n_in : g->n_out;
 
@@ -356,7 +461,7 @@ static int compile_dir(const struct epg_config *cfg, struct epg_plan *plan,
 				d->n_bits++;
 				rc = epg_perm_service_prefixes(perm, &d->svc, &bm);
 				if (!rc)
-					rc = add_peer(cfg, d, &perm->peers[qi], &bm);
+					rc = add_peer(lk, d, &perm->peers[qi], &bm);
 				if (rc)
 					return rc;
 			}
@@ -488,7 +593,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* The endpoint's group ids, sorted and unique (pointers into cfg). */
-static int endpoint_groups(const struct epg_config *cfg, const struct epg_endpoint *ep,
+static int endpoint_groups(const struct lookup *lk, const struct epg_endpoint *ep,
 			   char ***out, size_t *n_out)
 {
 	size_t n = 0, cap = 0;
@@ -498,7 +603,7 @@ static int endpoint_groups(const struct epg_config *cfg, const struct epg_endpoi
 		cap = ep->n_groups;
 	} else {
 		for (size_t i = 0; i < ep->n_enis; i++) {
-			const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+			const struct epg_eni *eni = find_eni(lk, ep->enis[i]);
 
 			cap += eni ? eni->n_groups : 0;
 		}
@@ -511,7 +616,7 @@ static int endpoint_groups(const struct epg_config *cfg, const struct epg_endpoi
 			v[n++] = ep->groups[i];
 	} else {
 		for (size_t i = 0; i < ep->n_enis; i++) {
-			const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+			const struct epg_eni *eni = find_eni(lk, ep->enis[i]);
 
 			for (size_t g = 0; eni && g < eni->n_groups; g++)
 				v[n++] = eni->groups[g];
@@ -528,23 +633,40 @@ static int endpoint_groups(const struct epg_config *cfg, const struct epg_endpoi
 	return 0;
 }
 
-static int find_or_add_ruleset(struct epg_plan *plan, char **groups, size_t n,
-			       uint32_t *out)
+/* Rulesets by their sorted group ids: a chained hash over plan->rulesets. */
+struct ruleset_index {
+	uint32_t *head; /* bucket -> ruleset index + 1 */
+	uint32_t *next;
+	size_t n_buckets;
+};
+
+static uint32_t groups_hash(char *const *groups, size_t n)
 {
+	uint32_t h = 2166136261u;
+
+	for (size_t g = 0; g < n; g++)
+		h = fnv1a(h ^ 0x7c, groups[g]);
+	return h;
+}
+
+static int find_or_add_ruleset(struct epg_plan *plan, struct ruleset_index *ix,
+			       char **groups, size_t n, uint32_t *out)
+{
+	size_t b = groups_hash(groups, n) % ix->n_buckets;
 	struct epg_ruleset_plan *rs;
 	void *v;
 
-	for (size_t i = 0; i < plan->n_rulesets; i++) {
-		rs = &plan->rulesets[i];
-		if (rs->n_groups != n)
-			continue;
+	for (uint32_t i = ix->head[b]; i; i = ix->next[i - 1]) {
 		size_t g = 0;
 
+		rs = &plan->rulesets[i - 1];
+		if (rs->n_groups != n)
+			continue;
 		while (g < n && !strcmp(rs->groups[g], groups[g]))
 			g++;
 		if (g == n) {
 			free(groups);
-			*out = (uint32_t)i;
+			*out = i - 1;
 			return 0;
 		}
 	}
@@ -558,6 +680,8 @@ static int find_or_add_ruleset(struct epg_plan *plan, char **groups, size_t n,
 	memset(rs, 0, sizeof(*rs));
 	rs->groups = groups;
 	rs->n_groups = n;
+	ix->next[plan->n_rulesets] = ix->head[b];
+	ix->head[b] = (uint32_t)plan->n_rulesets + 1;
 	*out = (uint32_t)plan->n_rulesets++;
 	return 0;
 }
@@ -590,7 +714,7 @@ static int ct_profile(struct epg_plan *plan, const struct epg_eni *eni, uint32_t
 	return 0;
 }
 
-static int endpoint_addrs(const struct epg_config *cfg, struct epg_plan *plan,
+static int endpoint_addrs(const struct lookup *lk, struct epg_plan *plan,
 			  const struct epg_endpoint *ep, struct epg_ep_plan *out,
 			  struct epg_error *err)
 {
@@ -598,7 +722,7 @@ static int endpoint_addrs(const struct epg_config *cfg, struct epg_plan *plan,
 	int rc = 0;
 
 	for (size_t i = 0; i < ep->n_enis; i++) {
-		const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+		const struct epg_eni *eni = find_eni(lk, ep->enis[i]);
 
 		cap += eni ? eni->n_addrs : 0;
 	}
@@ -608,13 +732,13 @@ static int endpoint_addrs(const struct epg_config *cfg, struct epg_plan *plan,
 	if (!out->addrs || !out->addr_profile || !out->addr_acl)
 		return -ENOMEM;
 	for (size_t i = 0; i < ep->n_enis && !rc; i++) {
-		const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[i]);
+		const struct epg_eni *eni = find_eni(lk, ep->enis[i]);
 		const struct epg_acl *acl;
 		uint32_t prof = 0, acl_ix = 0;
 
 		if (!eni)
 			continue;
-		acl = acl_of(cfg, eni);
+		acl = acl_of(lk->cfg, eni);
 		if (acl && acl_index(plan, acl, &acl_ix))
 			return -ENOMEM;
 		rc = ct_profile(plan, eni, &prof);
@@ -735,18 +859,42 @@ static int check_unique_addrs(const struct epg_plan *plan, struct epg_error *err
 	return rc;
 }
 
+/* Buckets for about n entries: a power of two, at least 1024. */
+static size_t n_buckets_for(size_t n)
+{
+	size_t b = 1024;
+
+	while (b < n && b < ((size_t)1 << 26))
+		b <<= 1;
+	return b;
+}
+
 int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 		struct epg_error *err)
 {
 	struct rule_index ix = { 0 };
-	size_t rule_cap = 0;
+	struct ruleset_index rix = { 0 };
+	struct lookup lk;
+	size_t rule_cap = 0, n_entries = 0;
 	int rc = 0;
 
 	memset(plan, 0, sizeof(*plan));
+	for (size_t i = 0; i < cfg->n_groups; i++) {
+		for (size_t p = 0; p < cfg->groups[i].n_in; p++)
+			n_entries += cfg->groups[i].in[p].n_peers;
+		for (size_t p = 0; p < cfg->groups[i].n_out; p++)
+			n_entries += cfg->groups[i].out[p].n_peers;
+	}
+	for (size_t i = 0; i < cfg->n_acls; i++)
+		n_entries += cfg->acls[i].n_entries;
 	plan->eps = calloc(cfg->n_endpoints ? cfg->n_endpoints : 1, sizeof(*plan->eps));
-	ix.n_buckets = 4096;
+	ix.n_buckets = n_buckets_for(n_entries);
 	ix.head = calloc(ix.n_buckets, sizeof(*ix.head));
-	if (!plan->eps || !ix.head) {
+	rix.n_buckets = n_buckets_for(cfg->n_endpoints);
+	rix.head = calloc(rix.n_buckets, sizeof(*rix.head));
+	rix.next = calloc(cfg->n_endpoints ? cfg->n_endpoints : 1, sizeof(*rix.next));
+	rc = lookup_build(cfg, &lk);
+	if (!plan->eps || !ix.head || !rix.head || !rix.next || rc) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -768,18 +916,18 @@ int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 		}
 		e = &plan->eps[plan->n_eps++];
 		e->ep = ep;
-		rc = endpoint_addrs(cfg, plan, ep, e, err);
+		rc = endpoint_addrs(&lk, plan, ep, e, err);
 		if (!rc)
-			rc = endpoint_groups(cfg, ep, &groups, &n_groups);
+			rc = endpoint_groups(&lk, ep, &groups, &n_groups);
 		if (!rc)
-			rc = find_or_add_ruleset(plan, groups, n_groups, &e->ruleset);
+			rc = find_or_add_ruleset(plan, &rix, groups, n_groups, &e->ruleset);
 		if (rc)
 			goto out;
 	}
 	rc = check_unique_addrs(plan, err);
 	for (size_t r = 0; r < plan->n_rulesets && !rc; r++)
 		for (uint32_t dir = 0; dir < EPG_DIR_MAX && !rc; dir++)
-			rc = compile_dir(cfg, plan, &ix, &rule_cap, &plan->rulesets[r], dir, err);
+			rc = compile_dir(&lk, plan, &ix, &rule_cap, &plan->rulesets[r], dir, err);
 	for (size_t a = 0; a < plan->n_acls && !rc; a++)
 		for (uint32_t dir = 0; dir < EPG_DIR_MAX && !rc; dir++)
 			rc = compile_acl_dir(plan, &ix, &rule_cap, &plan->acls[a], dir, err);
@@ -788,6 +936,9 @@ int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 out:
 	free(ix.head);
 	free(ix.next);
+	free(rix.head);
+	free(rix.next);
+	lookup_free(&lk);
 	if (rc == -ENOMEM)
 		set_err(err, rc, "out of memory while compiling the policy");
 	if (rc)
