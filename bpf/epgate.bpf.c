@@ -155,11 +155,11 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	acl_slot = EPG_NO_RULE_SLOT;
 	ori = flow && src_lo != flow->init_lo;
 	cacheable = p->proto != IPPROTO_ICMP && p->proto != IPPROTO_ICMPV6;
-	acl_cached = acl != EPG_ACL_NONE && cacheable && flow && flow->acl_gen[ori] == acl_gen;
+	acl_cached = acl != EPG_SET_NONE && cacheable && flow && flow->acl_gen[ori] == acl_gen;
 	if (acl_cached)
 		epg_count_rule(flow->acl_slot[ori], bytes);
-	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
-	    epg_acl_denies(epg_sel(acl, gen, dir), p, 1, bytes, &acl_slot))
+	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
+	    epg_acl_denies(epg_sel(acl, dir), p, 1, bytes, &acl_slot))
 		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
 	if (restart)
 		bpf_map_delete_elem(&epg_ct, &ck);
@@ -170,7 +170,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	} else if (epg_ct_related(p, now)) {
 		reason = EPG_R_RELATED;
 	} else {
-		sel = epg_sel(ep->ruleset, gen, dir);
+		sel = epg_sel(ep->ruleset, dir);
 		bit = epg_match(sel, p, dir == EPG_DIR_INGRESS);
 		if (bit < 0) {
 			if (p->proto == IPPROTO_TCP && !(p->tcp_flags & EPG_TCP_SYN))
@@ -184,10 +184,10 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	}
 
 	/* Outbound: the network ACL after the security group. */
-	if (acl != EPG_ACL_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
-	    epg_acl_denies(epg_sel(acl, gen, dir), p, 0, bytes, &acl_slot))
+	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
+	    epg_acl_denies(epg_sel(acl, dir), p, 0, bytes, &acl_slot))
 		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
-	if (acl == EPG_ACL_NONE || !cacheable)
+	if (acl == EPG_SET_NONE || !cacheable)
 		acl_gen = 0;
 
 	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);

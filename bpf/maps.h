@@ -158,6 +158,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_ct_prof SEC(".maps");
 
+/* What each stored policy set is: userspace bookkeeping, never read per
+ * packet (see struct epg_set_info). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EPG_MAX_SETS);
+	__type(key, __u32);
+	__type(value, struct epg_set_info);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_sets SEC(".maps");
+
 /* Names for the counters: written by userspace, never read per packet. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -22,7 +22,7 @@
 #define EPG_STATIC_ASSERT(c, m) _Static_assert(c, m)
 #endif
 
-#define EPG_ABI_VERSION 1
+#define EPG_ABI_VERSION 2 /* 2: policy sets shared by generations (epg_sets) */
 
 /* Limits. Map sizes follow from these; raising one is an ABI change. */
 #define EPG_RULE_WORDS      16                     /* rule bitmap: 16 x 64 bits */
@@ -30,9 +30,10 @@
 #define EPG_MAX_ENDPOINTS   16384                  /* endpoint counter slots */
 #define EPG_MAX_ADDRS       65536                  /* endpoint addresses, both generations */
 #define EPG_MAX_RULE_SLOTS  262144                 /* per-rule counter slots (old and new policy during an apply) */
-#define EPG_MAX_PEER_PFX    2097152                /* peer prefixes per family, both generations */
-#define EPG_MAX_SVC_PFX     2097152                /* service prefixes, both generations */
-#define EPG_MAX_RULE_BITS   1048576                /* (ruleset, bit) -> rule slot, both generations */
+#define EPG_MAX_PEER_PFX    2097152                /* peer prefixes per family, of every stored set */
+#define EPG_MAX_SVC_PFX     2097152                /* service prefixes, of every stored set */
+#define EPG_MAX_RULE_BITS   1048576                /* (set, bit) -> rule slot, of every stored set */
+#define EPG_MAX_SETS        65536                  /* stored policy sets: ids 1 .. EPG_MAX_SETS - 1 */
 #define EPG_VLAN_MAX        2                      /* 802.1Q / 802.1ad tags parsed */
 #define EPG_IP6_EXT_MAX     8
 #define EPG_ID_LEN          32                     /* "vpce-0123456789abcdef0" and alike, NUL included */
@@ -114,11 +115,22 @@ static inline __u32 epg_filter_hash(__u32 family, const __u8 *addr)
 	return h & (EPG_FILTER_BITS - 1);
 }
 
-/* Selector of a ruleset in one generation and direction: the fixed first 32
- * bits of every rule-lookup key. */
-static inline __u32 epg_sel(__u32 ruleset, __u32 gen, __u32 dir)
+/*
+ * Policy sets. The rules of a ruleset (the security groups one endpoint has)
+ * or of a network ACL are stored once, as a "set" under a numeric id, in the
+ * rule maps (epg_peer4, epg_peer6, epg_svc, epg_rule_bits). Sets carry no
+ * generation: an apply writes only the sets whose content changed (under new
+ * ids) and the endpoint addresses of the next generation, which point at
+ * set ids; the flip of epg_meta.active_gen switches every endpoint at once.
+ * Sets no generation uses are deleted after the flip, or later (see
+ * epg_sets). A set's selector is the fixed first 32 bits of every rule-lookup
+ * key.
+ */
+#define EPG_SET_NONE 0 /* no set: epg_addr_val.acl of an address without a network ACL */
+
+static inline __u32 epg_sel(__u32 set, __u32 dir)
 {
-	return (ruleset << 2) | ((gen & 1) << 1) | (dir & 1);
+	return (set << 1) | (dir & 1);
 }
 
 /* epg_addr: endpoint address -> endpoint. Hash. */
@@ -130,16 +142,26 @@ struct epg_addr_key {
 
 struct epg_addr_val {
 	__u32 ep_slot;    /* index of epg_ep_stats / epg_ep_info */
-	__u32 ruleset;    /* selector base: epg_sel(ruleset, gen, dir) */
+	__u32 ruleset;    /* set of its security groups: epg_sel(ruleset, dir) */
 	__u32 ct_profile; /* epg_ct_prof[gen * EPG_CT_PROFILES + ct_profile] */
-	__u32 acl;        /* network ACL: EPG_ACL_NONE, or its selector base */
+	__u32 acl;        /* set of its network ACL, or EPG_SET_NONE */
 };
 
-/* Network ACLs share the rule maps with security groups: their selector
- * bases start here (rulesets stay below). */
-#define EPG_ACL_NONE      0
-#define EPG_ACL_SEL_BASE  (1u << 28)
-#define EPG_MAX_RULESETS  (EPG_ACL_SEL_BASE - 1)
+/* epg_sets[id]: what a stored set is, for userspace only (the datapath
+ * never reads it). An apply reuses a set whose digest matches, so an
+ * unchanged ruleset is never rewritten. A set that no endpoint address of
+ * either generation points at is garbage: its entries are deleted when
+ * garbage grows large (a scan of the rule maps), or it is reused if the same
+ * content returns. complete = 0 marks a set being written or deleted, never
+ * reused. */
+struct epg_set_info {
+	__u64 digest[2];  /* of its compiled entries, rule counter slots included */
+	__u32 kind;       /* enum epg_rule_kind */
+	__u32 reserved;
+	__u32 complete;
+	__u32 n_bits[EPG_DIR_MAX];
+	__u32 n_prefixes; /* its entries in the LPM maps, both directions */
+};
 
 /* Idle timeouts of tracked flows, in seconds, by state. Per interface from
  * ConnectionTrackingConfiguration; the rest from the config document. */
@@ -371,6 +393,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_svc_key) == 12, "epg_svc_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rule_bit_key) == 8, "epg_rule_bit_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ep_info) == 216, "epg_ep_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rule_ref) == 8, "epg_rule_ref layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_set_info) == 40, "epg_set_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rule_info) == 152, "epg_rule_info layout");
 
 #endif

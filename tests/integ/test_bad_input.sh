@@ -95,7 +95,9 @@ abi=$(E status --json | jq .abi_version)
 bpftool map update pinned "$TMP/bpf/epgate/epg_meta" key hex 00 00 00 00 value hex 63 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 >/dev/null 2>&1
 out=$(E status 2>&1); rc=$?
 if [ "$rc" -eq 2 ] && grep -q "ABI version 99" <<<"$out"; then ok "other ABI refused: $out"; else ko "other ABI: exit $rc: $out"; fi
-[ "$abi" = 1 ] && ok "ABI version 1 before" || ko "ABI version was $abi"
+want_abi=$(sed -n 's/^#define EPG_ABI_VERSION \([0-9]*\).*/\1/p' "$ROOT/include/epgate/abi.h")
+[ -n "$want_abi" ] && [ "$abi" = "$want_abi" ] && ok "ABI version $want_abi (this build's) before" ||
+	ko "ABI version was $abi, this build's is '$want_abi'"
 # the pin directory and its objects are root-only
 mode=$(stat -c %a "$TMP/bpf/epgate")
 [ "$mode" = 700 ] && ok "pin directory mode 700" || ko "pin directory mode $mode"

@@ -903,6 +903,156 @@ static void generation_tests(void)
 	ct_flush();
 }
 
+/* ---- incremental applies: stored sets reused, garbage collected ----------- */
+
+static size_t count_keys(int fd, size_t key_size)
+{
+	char key[64], next[64];
+	void *prev = NULL;
+	size_t n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(key, next, key_size);
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+/* What the active generation stores for an IPv4 endpoint address. */
+static struct epg_addr_val addr_val(const char *a4)
+{
+	struct epg_addr_val v = { 0 };
+	struct epg_addr_key k = { .family = AF_INET };
+	struct epg_meta meta;
+	uint32_t zero = 0;
+
+	bpf_map_lookup_elem(maps.meta, &zero, &meta);
+	k.gen = meta.active_gen & 1;
+	inet_pton(AF_INET, a4, k.addr);
+	if (bpf_map_lookup_elem(maps.addr, &k, &v))
+		memset(&v, 0xff, sizeof(v));
+	return v;
+}
+
+struct stored {
+	size_t sets, peer4, peer6, svc, bits, addrs;
+};
+
+static struct stored stored_now(void)
+{
+	return (struct stored){
+		.sets = count_keys(maps.sets, sizeof(uint32_t)),
+		.peer4 = count_keys(maps.peer4, sizeof(struct epg_peer4_key)),
+		.peer6 = count_keys(maps.peer6, sizeof(struct epg_peer6_key)),
+		.svc = count_keys(maps.svc, sizeof(struct epg_svc_key)),
+		.bits = count_keys(maps.rule_bits, sizeof(struct epg_rule_bit_key)),
+		.addrs = count_keys(maps.addr, sizeof(struct epg_addr_key)),
+	};
+}
+
+static bool same_stored(const struct stored *x, const struct stored *y)
+{
+	return !memcmp(x, y, sizeof(*x));
+}
+
+static void incremental_tests(void)
+{
+	struct epg_addr_val a0, b0, c0, a1, b1, c1, a2;
+	struct stored s0, s1, s2;
+	struct epg_set_info info;
+	char *changed = policy_without_443();
+	uint32_t id;
+
+	ct_flush();
+	CHECK_EQ(apply_json(policy_json), 0, "apply the test policy");
+	a0 = addr_val(A4);
+	b0 = addr_val(B4);
+	c0 = addr_val("198.18.50.1");
+	s0 = stored_now();
+	CHECK_EQ(s0.sets, 4, "three rulesets and one network ACL stored (%zu)", s0.sets);
+	CHECK(a0.ruleset != b0.ruleset && b0.ruleset != c0.ruleset && c0.acl != EPG_SET_NONE &&
+	      a0.acl == EPG_SET_NONE, "each endpoint points at its own sets");
+
+	/* the same policy again: no set written, nothing left behind */
+	CHECK_EQ(apply_json(policy_json), 0, "apply the same policy again");
+	a1 = addr_val(A4);
+	b1 = addr_val(B4);
+	c1 = addr_val("198.18.50.1");
+	s1 = stored_now();
+	CHECK(a1.ruleset == a0.ruleset && b1.ruleset == b0.ruleset && c1.ruleset == c0.ruleset &&
+	      c1.acl == c0.acl, "unchanged rulesets and ACL keep their stored sets");
+	CHECK(same_stored(&s0, &s1), "no entry added or lost (%zu sets, %zu peer4, %zu svc, %zu bits, %zu addresses)",
+	      s1.sets, s1.peer4, s1.svc, s1.bits, s1.addrs);
+
+	/* one rule changed: only that ruleset's set is new */
+	CHECK_EQ(apply_json(changed), 0, "apply the policy with tcp 444 for tcp 443");
+	a2 = addr_val(A4);
+	CHECK(a2.ruleset != a0.ruleset, "the changed ruleset is a new set");
+	CHECK(addr_val(B4).ruleset == b0.ruleset && addr_val("198.18.50.1").ruleset == c0.ruleset &&
+	      addr_val("198.18.50.1").acl == c0.acl, "the other rulesets and the ACL are not rewritten");
+	CHECK(bpf_map_lookup_elem(maps.sets, &a0.ruleset, &info) != 0,
+	      "the replaced set is collected (small policy: its garbage outweighs a quarter of the live entries)");
+	{
+		struct pkt_spec t443 = tcp4("198.18.1.1", 42000, A4, 443, SYN);
+		struct pkt_spec t444 = tcp4("198.18.1.1", 42001, A4, 444, SYN);
+		struct pkt_spec t80 = tcp4("198.18.1.1", 42002, B4, 80, SYN);
+
+		step("after the change: tcp 443 refused", &t443, XDP_DROP, "vpce-aaaa", EPG_DIR_INGRESS,
+		     EPG_R_NO_RULE, NULL);
+		step("after the change: tcp 444 allowed by the new rule", &t444, XDP_PASS, "vpce-aaaa",
+		     EPG_DIR_INGRESS, EPG_R_RULE, "sg-a|tcp 444 from 198.18.0.0/16");
+		step("after the change: the untouched endpoint's rule still counts", &t80, XDP_PASS,
+		     "vpce-bbbb", EPG_DIR_INGRESS, EPG_R_RULE, "sg-c|tcp 80 from 0.0.0.0/0");
+	}
+	CHECK_EQ(apply_json(policy_json), 0, "apply the first policy again");
+	s2 = stored_now();
+	CHECK(same_stored(&s0, &s2), "back to the same number of entries (%zu sets, %zu peer4, %zu svc, %zu bits)",
+	      s2.sets, s2.peer4, s2.svc, s2.bits);
+
+	/* what a crashed apply leaves: an incomplete set and addresses of the
+	 * inactive generation; the next apply deletes both */
+	{
+		struct epg_set_info junk = { .kind = EPG_RULE_SG, .n_bits = { 2, 0 }, .n_prefixes = 100000 };
+		struct epg_svc_key sk = { .prefixlen = EPG_SVC_PLEN_PROTO, .proto = 6 };
+		struct epg_rule_bit_key bk = { .bit = 1 };
+		struct epg_rule_ref ref = { 0 };
+		struct epg_bitmap bm = { { 1 } };
+		struct epg_addr_key ak = { .family = AF_INET };
+		struct epg_addr_val av = { 0 };
+		struct epg_meta meta;
+		uint32_t zero = 0;
+
+		id = 4000;
+		sk.sel = bk.sel = epg_sel(id, EPG_DIR_INGRESS);
+		bpf_map_lookup_elem(maps.meta, &zero, &meta);
+		ak.gen = (meta.active_gen & 1) ^ 1;
+		inet_pton(AF_INET, "198.18.77.7", ak.addr);
+		CHECK(!bpf_map_update_elem(maps.sets, &id, &junk, BPF_ANY) &&
+		      !bpf_map_update_elem(maps.svc, &sk, &bm, BPF_ANY) &&
+		      !bpf_map_update_elem(maps.rule_bits, &bk, &ref, BPF_ANY) &&
+		      !bpf_map_update_elem(maps.addr, &ak, &av, BPF_ANY), "plant the leftovers of a crashed apply");
+		CHECK_EQ(apply_json(policy_json), 0, "apply after the crash");
+		CHECK(bpf_map_lookup_elem(maps.sets, &id, &info) != 0 &&
+		      bpf_map_lookup_elem(maps.svc, &sk, &bm) != 0 &&
+		      bpf_map_lookup_elem(maps.rule_bits, &bk, &ref) != 0 &&
+		      bpf_map_lookup_elem(maps.addr, &ak, &av) != 0, "the leftovers are deleted");
+		s2 = stored_now();
+		CHECK(same_stored(&s0, &s2), "and nothing else is (%zu sets, %zu svc, %zu bits, %zu addresses)",
+		      s2.sets, s2.svc, s2.bits, s2.addrs);
+	}
+
+	/* an empty policy leaves nothing stored */
+	CHECK_EQ(apply_json("{\"VpcEndpoints\": []}"), 0, "apply an empty policy");
+	s2 = stored_now();
+	CHECK(!s2.sets && !s2.peer4 && !s2.peer6 && !s2.svc && !s2.bits && !s2.addrs,
+	      "no set, prefix, rule bit or address left (%zu sets, %zu peer4, %zu peer6, %zu svc, %zu bits, %zu addresses)",
+	      s2.sets, s2.peer4, s2.peer6, s2.svc, s2.bits, s2.addrs);
+	CHECK_EQ(apply_json(policy_json), 0, "apply the test policy again");
+	free(changed);
+	ct_flush();
+}
+
 /* A full table refuses new flows and keeps the established ones. */
 static void allowance_tests(void)
 {
@@ -1061,6 +1211,7 @@ int main(void)
 	rejected_flow_tests();
 	fragment_tests();
 	generation_tests();
+	incremental_tests();
 	allowance_tests();
 	tc_tests();
 

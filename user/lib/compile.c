@@ -2,6 +2,7 @@
 /* Configuration model -> policy map contents. See compile.h. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,37 @@ static void bm_or(struct epg_bitmap *dst, const struct epg_bitmap *src)
 {
 	for (int i = 0; i < EPG_RULE_WORDS; i++)
 		dst->w[i] |= src->w[i];
+}
+
+/* The next bit of a direction: its rule and, for ACL entries, its action. */
+static int dir_add_bit(struct epg_dir_plan *d, uint32_t rule, bool deny)
+{
+	if (d->n_bits == d->bits_cap) {
+		uint32_t cap = d->bits_cap ? d->bits_cap * 2 : 16;
+		uint32_t *r = realloc(d->bit_rule, cap * sizeof(*r));
+		uint8_t *x;
+
+		if (!r)
+			return -ENOMEM;
+		d->bit_rule = r;
+		x = realloc(d->bit_deny, cap);
+		if (!x)
+			return -ENOMEM;
+		d->bit_deny = x;
+		d->bits_cap = cap;
+	}
+	d->bit_rule[d->n_bits] = rule;
+	d->bit_deny[d->n_bits++] = deny;
+	return 0;
+}
+
+static void dir_free(struct epg_dir_plan *d)
+{
+	free(d->svc.v);
+	free(d->peer4.v);
+	free(d->peer6.v);
+	free(d->bit_rule);
+	free(d->bit_deny);
 }
 
 static int lpm_add(struct epg_lpm_set *s, uint32_t plen, const uint8_t *data,
@@ -457,9 +489,9 @@ static int compile_dir(const struct lookup *lk, struct epg_plan *plan,
 				if (rc)
 					return rc;
 				bm_set(&bm, bit);
-				d->bit_rule[bit] = rule;
-				d->n_bits++;
-				rc = epg_perm_service_prefixes(perm, &d->svc, &bm);
+				rc = dir_add_bit(d, rule, false);
+				if (!rc)
+					rc = epg_perm_service_prefixes(perm, &d->svc, &bm);
 				if (!rc)
 					rc = add_peer(lk, d, &perm->peers[qi], &bm);
 				if (rc)
@@ -571,10 +603,9 @@ static int compile_acl_dir(struct epg_plan *plan, struct rule_index *ix, size_t 
 		if (rc)
 			break;
 		bm_set(&bm, (uint32_t)i);
-		d->bit_rule[i] = rule;
-		d->bit_deny[i] = !e->allow;
-		d->n_bits++;
-		rc = epg_perm_service_prefixes(&perm, &d->svc, &bm);
+		rc = dir_add_bit(d, rule, !e->allow);
+		if (!rc)
+			rc = epg_perm_service_prefixes(&perm, &d->svc, &bm);
 		if (!rc)
 			rc = add_peer_cidr(d, &e->cidr, &bm);
 	}
@@ -954,21 +985,15 @@ void epg_plan_free(struct epg_plan *plan)
 		free(plan->eps[i].addr_acl);
 	}
 	for (size_t a = 0; a < plan->n_acls; a++)
-		for (int d = 0; d < EPG_DIR_MAX; d++) {
-			free(plan->acls[a].dir[d].svc.v);
-			free(plan->acls[a].dir[d].peer4.v);
-			free(plan->acls[a].dir[d].peer6.v);
-		}
+		for (int d = 0; d < EPG_DIR_MAX; d++)
+			dir_free(&plan->acls[a].dir[d]);
 	free(plan->acls);
 	free(plan->eps);
 	free(plan->ct_profiles);
 	for (size_t r = 0; r < plan->n_rulesets; r++) {
 		free(plan->rulesets[r].groups);
-		for (int d = 0; d < EPG_DIR_MAX; d++) {
-			free(plan->rulesets[r].dir[d].svc.v);
-			free(plan->rulesets[r].dir[d].peer4.v);
-			free(plan->rulesets[r].dir[d].peer6.v);
-		}
+		for (int d = 0; d < EPG_DIR_MAX; d++)
+			dir_free(&plan->rulesets[r].dir[d]);
 	}
 	free(plan->rulesets);
 	free(plan->rules);

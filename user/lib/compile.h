@@ -34,9 +34,9 @@ struct epg_lpm_set {
 };
 
 struct epg_dir_plan {
-	uint32_t n_bits;
-	uint32_t bit_rule[EPG_RULE_BITS]; /* bit -> index into plan->rules */
-	uint8_t bit_deny[EPG_RULE_BITS];  /* ACL entries: RuleAction deny */
+	uint32_t n_bits, bits_cap; /* n_bits <= EPG_RULE_BITS */
+	uint32_t *bit_rule; /* bit -> index into plan->rules */
+	uint8_t *bit_deny;  /* ACL entries: RuleAction deny */
 	struct epg_lpm_set svc;   /* data: proto, port[2] */
 	struct epg_lpm_set peer4; /* data: IPv4 address */
 	struct epg_lpm_set peer6; /* data: IPv6 address */
