@@ -306,6 +306,20 @@ static const char *mode_name(uint32_t mode)
 	return mode == EPG_MODE_SKB ? "skb" : "native";
 }
 
+/* status --json "attach": single-program, libxdp-dispatcher or bpf-link */
+static const char *xdp_method_name(uint32_t method)
+{
+	return method == EPG_XDP_DISPATCHER ? "libxdp-dispatcher" :
+	       method == EPG_XDP_LINK ? "bpf-link" : "single-program";
+}
+
+static const char *xdp_method_text(uint32_t method)
+{
+	return method == EPG_XDP_DISPATCHER ? "through libxdp's dispatcher" :
+	       method == EPG_XDP_LINK ? "pinned bpf_link (libxdp's dispatcher is unavailable here)" :
+	       "single program by netlink (libxdp's dispatcher is unavailable here)";
+}
+
 static const char *dir_name(uint32_t dir)
 {
 	return dir == EPG_DIR_INGRESS ? "ingress" : "egress";
@@ -391,12 +405,13 @@ static int cmd_status(int argc, char **argv)
 		for (size_t i = 0; i < s.n_ifaces; i++) {
 			const struct epg_iface_info *f = &s.ifaces[i].info;
 
-			json_array_append_new(ifs, json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:i}",
+			json_array_append_new(ifs, json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:s}",
 				"interface", f->name, "ifindex", (int)s.ifaces[i].ifindex,
 				"mode", mode_name(f->mode), "hook", "xdp",
-				"attach", f->multiprog ? "libxdp-dispatcher" : "single-program",
+				"attach", xdp_method_name(f->xdp_method),
 				"program_id", (int)f->prog_id,
-				"tc_egress_program_id", (int)f->tc_prog_id));
+				"tc_egress_program_id", (int)f->tc_prog_id,
+				"tc_egress_attach", f->tc_method == EPG_TC_TCX ? "tcx-link" : "clsact-filter"));
 		}
 		for (size_t i = 0; i < s.n_eps; i++) {
 			const struct epg_ep_snapshot *e = &s.eps[i];
@@ -424,9 +439,9 @@ static int cmd_status(int argc, char **argv)
 	for (size_t i = 0; i < s.n_ifaces; i++) {
 		const struct epg_iface_info *f = &s.ifaces[i].info;
 
-		printf("  %-16s xdp %-6s program %-6u %s; tc egress program %u\n", f->name,
-		       mode_name(f->mode), f->prog_id, f->multiprog ? "through libxdp's dispatcher" :
-		       "single program (libxdp's dispatcher is unavailable here)", f->tc_prog_id);
+		printf("  %-16s xdp %-6s program %-6u %s; tc egress program %u (%s)\n", f->name,
+		       mode_name(f->mode), f->prog_id, xdp_method_text(f->xdp_method),
+		       f->tc_prog_id, f->tc_method == EPG_TC_TCX ? "pinned tcx link" : "clsact filter");
 	}
 	printf("endpoints: %zu\n", s.n_eps);
 	for (size_t i = 0; i < s.n_eps; i++) {
@@ -990,15 +1005,18 @@ static int cmd_explain(int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "attach", cmd_attach, "IFACE [--mode native|skb] [--replace]",
 	  "Load the datapath (once) and attach its XDP program to IFACE through\n"
-	  "libxdp, and its tc egress program (clsact) for what the host sends.\n"
-	  "Every interface shares the same pinned maps and policy.\n"
+	  "libxdp's dispatcher, or where that is unavailable through a bpf_link\n"
+	  "pinned at PIN_DIR/links/xdp-IFINDEX; and its tc egress program, for\n"
+	  "what the host sends, through a tcx link (PIN_DIR/links/tc-IFINDEX) or\n"
+	  "a clsact filter. Every interface shares the same pinned maps and policy.\n"
 	  "  --mode native  XDP in the driver (default)\n"
 	  "  --mode skb     generic XDP, for drivers without native support\n"
 	  "  --replace      upgrade: replace the programs attached on IFACE by this\n"
-	  "                 build's atomically, keeping policy, counters and flows\n" },
+	  "                 build's atomically (link update, or netlink replace),\n"
+	  "                 keeping policy, counters and flows\n" },
 	{ "detach", cmd_detach, "IFACE | --all",
-	  "Remove epgate's XDP program from IFACE, or from every interface it is\n"
-	  "attached to. Maps, policy and counters stay pinned.\n" },
+	  "Remove epgate's programs from IFACE (and unpin its links), or from\n"
+	  "every interface it is attached to. Maps, policy and counters stay pinned.\n" },
 	{ "apply", cmd_apply, "[--check] FILE...",
 	  "Read the JSON printed by aws ec2 describe-vpc-endpoints,\n"
 	  "describe-network-interfaces, describe-security-groups,\n"

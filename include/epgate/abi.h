@@ -366,13 +366,28 @@ enum epg_attach_mode {
 	EPG_MODE_SKB    = 2, /* generic XDP */
 };
 
+/* How the XDP program is attached. */
+enum epg_xdp_method {
+	EPG_XDP_NETLINK    = 0, /* by libxdp, as the interface's only program (netlink) */
+	EPG_XDP_DISPATCHER = 1, /* by libxdp, through its dispatcher: shares the interface */
+	EPG_XDP_LINK       = 2, /* a bpf_link pinned at <pin dir>/links/xdp-<ifindex> */
+};
+
+/* How the tc egress program is attached. */
+enum epg_tc_method {
+	EPG_TC_CLSACT = 0, /* a clsact egress filter at epgate's handle and priority */
+	EPG_TC_TCX    = 1, /* a tcx bpf_link pinned at <pin dir>/links/tc-<ifindex> */
+};
+
 struct epg_iface_info {
 	char  name[16];
 	__u32 mode;        /* enum epg_attach_mode */
-	__u32 multiprog;   /* 1: through libxdp's dispatcher; 0: as the only program */
+	__u32 xdp_method;  /* enum epg_xdp_method */
 	__u32 prog_id;     /* our XDP program */
 	__u32 tc_prog_id;  /* our tc egress program, 0 if none */
 	__u64 attach_time_ns;
+	__u32 tc_method;   /* enum epg_tc_method */
+	__u32 pad;
 };
 #define EPG_MAX_IFACES 256
 
@@ -383,7 +398,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_rej_val) == 40, "epg_rej_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 88, "epg_ct_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_timeouts) == 32, "epg_ct_timeouts layout");
-EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 40, "epg_iface_info layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 48, "epg_iface_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 32, "epg_meta layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_key) == 24, "epg_addr_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_val) == 16, "epg_addr_val layout");

@@ -1,11 +1,15 @@
 # shellcheck shell=bash disable=SC2034
 # common.sh: what the integration tests share: counting checks, the exit trap, reading epgate's counters, and
-# one-shot request/response clients. Source it after scripts/netns-lib.sh,
-# with ROOT, EPGATE and EP_ID set. It installs nothing until epg_test_begin.
+# one-shot request/response clients. Source it with ROOT set (the repo root;
+# FIX, the fixtures, may be set first): it sets BUILD (absolute), EPGATE and
+# FIX, sources scripts/netns-lib.sh, and installs nothing until
+# epg_test_begin. Set EP_ID before using ctr.
 #
 #   epg_test_begin             exit trap (teardown, summary line), WORK dir;
 #                              a test may define epg_test_cleanup for its own
 #   pass MSG / fail MSG [DETAIL...] / abort MSG [DETAIL...]
+#   skip MSG                   a check that does not apply here (never a pass)
+#   epg_require TOOL...        abort unless root, every TOOL found and $EPGATE built
 #   snap                       all counters (stats --json --rules), "" on failure
 #   ctr SNAP DIR ACTION REASON [packets|bytes]   a counter of $EP_ID ("*": any reason)
 #   ctr_of EP SNAP DIR ACTION REASON [packets|bytes]   the same for endpoint EP
@@ -20,8 +24,16 @@
 # Every check is counted; a check that cannot run is a failure. The last line
 # is "N passed, N failed"; the exit status is 0 only when nothing failed.
 
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+EPGATE=$BUILD/epgate
+FIX=${FIX:-$ROOT/tests/integ/fixtures}
+# shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
+. "$ROOT/scripts/netns-lib.sh"
+
 PASSED=0
 FAILED=0
+SKIPPED=0
 WORK=""
 T0=$SECONDS
 
@@ -33,6 +45,7 @@ fail() {
 	local l
 	for l in "$@"; do printf '          %s\n' "$l"; done
 }
+skip() { SKIPPED=$((SKIPPED + 1)); printf 'skip %2d - %s\n' $((PASSED + FAILED + SKIPPED)) "$1"; }
 # Stop here: what follows cannot run. Counted as a failure.
 abort() {
 	fail "$@"
@@ -48,9 +61,22 @@ epg_test_finish() {
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	[ "$FAILED" -eq 0 ] && [ "$rc" -ne 0 ] && fail "the test script itself exited with status $rc"
 	echo "# $((SECONDS - T0)) s"
-	echo "$PASSED passed, $FAILED failed"
+	if [ "$SKIPPED" -gt 0 ]; then
+		echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+	else
+		echo "$PASSED passed, $FAILED failed"
+	fi
 	[ "$FAILED" -eq 0 ] && exit 0
 	exit 1
+}
+
+epg_require() {
+	local tool
+	[ "$(id -u)" -eq 0 ] || abort "prerequisites: must run as root (network namespaces, XDP, bpffs)"
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it)"
+	done
+	[ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
 }
 
 epg_test_begin() {

@@ -26,13 +26,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-EPGATE=$BUILD/epgate
 FIX=$ROOT/tests/integ/fixtures/acl
 
-# shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
-. "$ROOT/scripts/netns-lib.sh"
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$ROOT/tests/integ/common.sh"
 
@@ -40,11 +35,7 @@ epg_test_begin
 
 # ---- prerequisites --------------------------------------------------------
 
-[ "$(id -u)" -eq 0 ] || abort "prerequisites: must run as root (network namespaces, XDP, bpffs)"
-for tool in ip jq socat ss ping timeout mountpoint mkfifo awk; do
-	command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it)"
-done
-[ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
+epg_require ip jq socat ss ping timeout mountpoint mkfifo awk
 for f in vpc-endpoints network-interfaces security-groups network-acls; do
 	jq -e . "$FIX/$f.json" >/dev/null 2>&1 || abort "prerequisites: $FIX/$f.json is not JSON"
 done

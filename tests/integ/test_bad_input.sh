@@ -101,7 +101,7 @@ want_abi=$(sed -n 's/^#define EPG_ABI_VERSION \([0-9]*\).*/\1/p' "$ROOT/include/
 # the pin directory and its objects are root-only
 mode=$(stat -c %a "$TMP/bpf/epgate")
 [ "$mode" = 700 ] && ok "pin directory mode 700" || ko "pin directory mode $mode"
-bad=$(find "$TMP/bpf/epgate" -maxdepth 1 -type f ! -perm 600 | wc -l)
-[ "$bad" -eq 0 ] && ok "pinned maps mode 600" || ko "$bad pinned objects not mode 600"
+bad=$(find "$TMP/bpf/epgate" -type f ! -perm 600 | wc -l)
+[ "$bad" -eq 0 ] && ok "pinned maps and links mode 600" || ko "$bad pinned objects not mode 600"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

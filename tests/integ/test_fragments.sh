@@ -46,14 +46,8 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-EPGATE=$BUILD/epgate
-FIX=$ROOT/tests/integ/fixtures
 : "${EPG_RUN_ID:=frag$$}"
 
-# shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
-. "$ROOT/scripts/netns-lib.sh"
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$ROOT/tests/integ/common.sh"
 
@@ -61,11 +55,7 @@ epg_test_begin
 
 # ---- prerequisites --------------------------------------------------------
 
-[ "$(id -u)" -eq 0 ] || abort "prerequisites: must run as root (network namespaces, XDP, bpffs)"
-for tool in ip jq socat ping ss timeout mountpoint cmp awk python3 head stat; do
-	command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it)"
-done
-[ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
+epg_require ip jq socat ping ss timeout mountpoint cmp awk python3 head stat
 EP_ID=$(jq -er '.VpcEndpoints[0].VpcEndpointId' "$FIX/vpc-endpoints.json") ||
 	abort "prerequisites: cannot read the endpoint id from $FIX/vpc-endpoints.json"
 

@@ -9,22 +9,12 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-EPGATE=$BUILD/epgate
-FIX=$ROOT/tests/integ/fixtures
 
-# shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
-. "$ROOT/scripts/netns-lib.sh"
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$ROOT/tests/integ/common.sh"
 
 epg_test_begin
-[ "$(id -u)" -eq 0 ] || abort "prerequisites: must run as root"
-for tool in ip jq ping timeout; do
-	command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it)"
-done
-[ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built"
+epg_require ip jq ping timeout
 EP_ID=$(jq -er '.VpcEndpoints[0].VpcEndpointId' "$FIX/vpc-endpoints.json") ||
 	abort "prerequisites: no endpoint id in $FIX"
 

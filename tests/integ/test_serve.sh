@@ -25,13 +25,6 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-EPGATE=$BUILD/epgate
-FIX=$ROOT/tests/integ/fixtures
-
-# shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
-. "$ROOT/scripts/netns-lib.sh"
 
 LOCK_FILE=""
 # Long-running processes (serve, prometheus) are bounded by this many

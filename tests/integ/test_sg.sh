@@ -21,13 +21,6 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-EPGATE=$BUILD/epgate
-FIX=$ROOT/tests/integ/fixtures
-
-# shellcheck source-path=SCRIPTDIR source=../../scripts/netns-lib.sh
-. "$ROOT/scripts/netns-lib.sh"
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$ROOT/tests/integ/common.sh"
@@ -36,11 +29,7 @@ epg_test_begin
 
 # ---- prerequisites --------------------------------------------------------
 
-[ "$(id -u)" -eq 0 ] || abort "prerequisites: must run as root (network namespaces, XDP, bpffs)"
-for tool in ip tc jq socat ping ss timeout mountpoint cmp; do
-	command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it)"
-done
-[ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
+epg_require ip tc jq socat ping ss timeout mountpoint cmp
 # Which datapath: this test was written for the stateless one (egress from
 # an endpoint passes as not_enforced, every allowed packet is a rule hit).
 # A build with connection tracking (`epgate conntrack` exists) counts a

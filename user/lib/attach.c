@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * Attaching the XDP program through libxdp, so other XDP programs can share
- * the interface where libxdp's dispatcher works. Where it does not (a kernel
- * that refuses freplace programs, or no bpffs for libxdp's state), libxdp
- * attaches our program as the interface's only one; epg_ifaces records which
- * way it went and `epgate status` shows it.
+ * Attaching the programs. XDP: through libxdp, so other XDP programs can
+ * share the interface where libxdp's dispatcher works. Where it does not (a
+ * kernel that refuses freplace programs, or no bpffs for libxdp's state),
+ * libxdp would attach our program as the interface's only one by netlink;
+ * epgate attaches it instead through a bpf_link pinned under the pin
+ * directory (links/xdp-<ifindex>), which a newer build replaces atomically
+ * (link update) and which nobody but its owner can detach by accident. tc
+ * egress: a tcx bpf_link pinned the same way (links/tc-<ifindex>, kernel >=
+ * 6.6), else a clsact filter. epg_ifaces records which way each went and
+ * `epgate status` shows it.
  */
 #include <errno.h>
 #include <net/if.h>
@@ -14,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <linux/if_link.h>
@@ -77,6 +83,92 @@ static uint32_t prog_id_of_fd(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
+/* ---- pinned links: <pin dir>/links/{xdp,tc}-<ifindex> ------------------- */
+
+#ifndef BPF_TCX_EGRESS
+#define BPF_TCX_EGRESS 47 /* uapi of kernel 6.6; older headers lack it */
+#endif
+
+static void link_path(const struct epg_maps *m, const char *kind, uint32_t ifindex,
+		      char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/links/%s-%u", m->pin_dir, kind, ifindex);
+}
+
+/* Pin a new link, replacing a stale pin of a gone interface's link. */
+static int link_pin(const struct epg_maps *m, int link_fd, const char *kind, uint32_t ifindex)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/links", m->pin_dir);
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	link_path(m, kind, ifindex, path, sizeof(path));
+	unlink(path);
+	return bpf_obj_pin(link_fd, path) ? -errno : 0;
+}
+
+/* The pinned link, or -errno. */
+static int link_open(const struct epg_maps *m, const char *kind, uint32_t ifindex)
+{
+	char path[512];
+	int fd;
+
+	link_path(m, kind, ifindex, path, sizeof(path));
+	fd = bpf_obj_get(path);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Detach a pinned link and remove its pin; absent is fine. */
+static int link_drop(const struct epg_maps *m, const char *kind, uint32_t ifindex)
+{
+	char path[512];
+	int fd = link_open(m, kind, ifindex), rc = 0;
+
+	if (fd >= 0) {
+		if (bpf_link_detach(fd) && errno != ENOLINK && errno != EINVAL)
+			rc = -errno;
+		close(fd);
+	}
+	link_path(m, kind, ifindex, path, sizeof(path));
+	if (!rc && unlink(path) && errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
+
+/* Replace a pinned link's program atomically, if old_fd is still its program. */
+static int link_replace(const struct epg_maps *m, const char *kind, uint32_t ifindex,
+			int new_fd, int old_fd)
+{
+	LIBBPF_OPTS(bpf_link_update_opts, uo, .flags = old_fd >= 0 ? BPF_F_REPLACE : 0,
+		    .old_prog_fd = old_fd >= 0 ? (__u32)old_fd : 0);
+	int fd = link_open(m, kind, ifindex), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = bpf_link_update(fd, new_fd, &uo) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+static int xdp_link_attach(const struct epg_maps *m, uint32_t ifindex, int prog_fd,
+			   enum epg_attach_mode mode)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, lo,
+		    .flags = mode == EPG_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+	int fd = bpf_link_create(prog_fd, (int)ifindex, BPF_XDP, &lo), rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = link_pin(m, fd, "xdp", ifindex);
+	if (rc)
+		bpf_link_detach(fd);
+	close(fd);
+	return rc;
+}
+
+/* ---- tc egress -------------------------------------------------------------- */
+
 static int tc_attach(uint32_t ifindex, int prog_fd)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_EGRESS);
@@ -118,22 +210,78 @@ static int tc_detach(uint32_t ifindex)
 	return rc == -ENOENT || rc == -EINVAL ? 0 : rc;
 }
 
-static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
-		  enum epg_attach_mode mode, uint32_t prog_id, uint32_t tc_prog_id)
+/* tcx where the kernel has it, else clsact. *method: which one. */
+static int tc_attach_any(const struct epg_maps *m, uint32_t ifindex, int prog_fd,
+			 uint32_t *method)
 {
-	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex((int)ifindex);
-	struct epg_iface_info info = { .mode = mode, .prog_id = prog_id,
-				       .tc_prog_id = tc_prog_id };
+	int fd = bpf_link_create(prog_fd, (int)ifindex, BPF_TCX_EGRESS, NULL), rc;
+
+	if (fd >= 0) {
+		rc = link_pin(m, fd, "tc", ifindex);
+		if (rc) {
+			bpf_link_detach(fd);
+			close(fd);
+			return rc;
+		}
+		close(fd);
+		tc_detach(ifindex); /* a clsact filter of an older epgate would run twice */
+		*method = EPG_TC_TCX;
+		return 0;
+	}
+	*method = EPG_TC_CLSACT;
+	return tc_attach(ifindex, prog_fd);
+}
+
+static int tc_detach_any(const struct epg_maps *m, uint32_t ifindex, uint32_t method)
+{
+	int rc = link_drop(m, "tc", ifindex);
+
+	if (method == EPG_TC_CLSACT || rc) {
+		int r = tc_detach(ifindex);
+
+		rc = r ? r : rc;
+	}
+	return rc;
+}
+
+static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
+		  enum epg_attach_mode mode, uint32_t xdp_method, uint32_t prog_id,
+		  uint32_t tc_method, uint32_t tc_prog_id)
+{
+	struct epg_iface_info info = { .mode = mode, .xdp_method = xdp_method, .prog_id = prog_id,
+				       .tc_method = tc_method, .tc_prog_id = tc_prog_id };
 	struct timespec now;
 
-	if (!libxdp_get_error(mp)) {
-		info.multiprog = !xdp_multiprog__is_legacy(mp);
-		xdp_multiprog__close(mp);
-	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	info.attach_time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	snprintf(info.name, sizeof(info.name), "%s", ifname);
 	return bpf_map_update_elem(m->ifaces, &ifindex, &info, BPF_ANY) ? -errno : 0;
+}
+
+/* libxdp's dispatcher is known to be unavailable: an interface of ours runs
+ * through a link, which only happens after libxdp fell back. */
+static bool dispatcher_unavailable(struct epg_maps *m)
+{
+	uint32_t key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(m->ifaces, prev, &next)) {
+		struct epg_iface_info info;
+
+		key = next;
+		prev = &key;
+		if (!bpf_map_lookup_elem(m->ifaces, &key, &info) && info.xdp_method == EPG_XDP_LINK)
+			return true;
+	}
+	return false;
+}
+
+/* Any XDP program on the interface, in any mode. */
+static bool has_xdp_program(uint32_t ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	return !bpf_xdp_query((int)ifindex, 0, &q) &&
+	       (q.prog_id || q.drv_prog_id || q.skb_prog_id || q.hw_prog_id);
 }
 
 /* An epgate program already attached elsewhere: attach that same program
@@ -147,7 +295,7 @@ static struct xdp_program *loaded_program(struct epg_maps *m, int *tc_fd)
 
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(m->ifaces, &key, &info) || info.multiprog ||
+		if (bpf_map_lookup_elem(m->ifaces, &key, &info) || info.xdp_method == EPG_XDP_DISPATCHER ||
 		    !attached_prog_id(key, &info)) {
 			continue;
 		}
@@ -163,6 +311,27 @@ static struct xdp_program *loaded_program(struct epg_maps *m, int *tc_fd)
 	return NULL;
 }
 
+/* libxdp runs a dispatcher on the interface. */
+static bool is_dispatched(uint32_t ifindex)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex((int)ifindex);
+	bool yes = false;
+
+	if (!libxdp_get_error(mp)) {
+		yes = !xdp_multiprog__is_legacy(mp);
+		xdp_multiprog__close(mp);
+	}
+	return yes;
+}
+
+static int xdp_detach_any(const struct epg_maps *m, struct xdp_program *prog, uint32_t ifindex,
+			  enum xdp_attach_mode xmode, uint32_t method)
+{
+	if (method == EPG_XDP_LINK)
+		return link_drop(m, "xdp", ifindex);
+	return xdp_program__detach(prog, (int)ifindex, xmode, 0);
+}
+
 int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode,
 	       struct epg_error *err)
 {
@@ -170,9 +339,11 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 	enum xdp_attach_mode xmode = mode == EPG_MODE_SKB ? XDP_MODE_SKB : XDP_MODE_NATIVE;
 	uint32_t ifindex = if_nametoindex(ifname);
 	struct epgate_bpf *skel = NULL;
+	uint32_t xdp_method = EPG_XDP_NETLINK, tc_method = EPG_TC_CLSACT;
 	struct xdp_program *prog;
 	struct epg_iface_info info;
-	int rc, tc_fd = -1;
+	int rc = 0, tc_fd = -1, xdp_fd = -1;
+	bool busy;
 
 	if (!ifindex)
 		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace (see ip link)",
@@ -197,29 +368,71 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 			return set_err(err, rc, "cannot prepare the XDP program: %s", strerror(-rc));
 		}
 	}
-	rc = xdp_program__attach(prog, (int)ifindex, xmode, 0);
-	if (rc) {
-		set_err(err, rc, "%s: cannot load or attach the XDP program in %s mode: %s%s", ifname,
-			mode == EPG_MODE_SKB ? "skb" : "native", strerror(-rc),
-			rc == -EBUSY || rc == -EEXIST ?
-			" (another XDP program holds the interface without libxdp's dispatcher; remove it or attach it through libxdp)" :
-			" (run with -v to see the verifier's and libxdp's messages; if the driver lacks native XDP, try --mode skb)");
-		goto out;
+	/*
+	 * libxdp first, for its dispatcher, unless it is known to be missing
+	 * here; where libxdp falls back to the single-program netlink attach on
+	 * a free interface, a pinned link takes its place (a moment without a
+	 * program, before any enforcement started on this interface).
+	 */
+	busy = has_xdp_program(ifindex);
+	if (!busy && dispatcher_unavailable(m)) {
+		if (skel) {
+			rc = epgate_bpf__load(skel);
+			if (rc) {
+				set_err(err, rc, "%s: cannot load the datapath: %s (run with -v to see the verifier's messages)",
+					ifname, strerror(-rc));
+				goto out;
+			}
+		}
+		xdp_fd = skel ? bpf_program__fd(skel->progs.epg_xdp) : xdp_program__fd(prog);
+		rc = xdp_link_attach(m, ifindex, xdp_fd, mode);
+		if (rc) {
+			set_err(err, rc, "%s: cannot attach the XDP program through a bpf_link in %s mode: %s%s",
+				ifname, mode == EPG_MODE_SKB ? "skb" : "native", strerror(-rc),
+				mode == EPG_MODE_SKB ? "" : " (if the driver lacks native XDP, try --mode skb)");
+			goto out;
+		}
+		xdp_method = EPG_XDP_LINK;
+	}
+	if (xdp_method != EPG_XDP_LINK) {
+		rc = xdp_program__attach(prog, (int)ifindex, xmode, 0);
+		if (rc) {
+			set_err(err, rc, "%s: cannot load or attach the XDP program in %s mode: %s%s", ifname,
+				mode == EPG_MODE_SKB ? "skb" : "native", strerror(-rc),
+				rc == -EBUSY || rc == -EEXIST ?
+				" (another XDP program holds the interface without libxdp's dispatcher; remove it or attach it through libxdp)" :
+				" (run with -v to see the verifier's and libxdp's messages; if the driver lacks native XDP, try --mode skb)");
+			goto out;
+		}
+		xdp_fd = xdp_program__fd(prog);
+		xdp_method = is_dispatched(ifindex) ? EPG_XDP_DISPATCHER : EPG_XDP_NETLINK;
+		if (xdp_method == EPG_XDP_NETLINK && !busy &&
+		    !xdp_program__detach(prog, (int)ifindex, xmode, 0)) {
+			rc = xdp_link_attach(m, ifindex, xdp_fd, mode);
+			if (!rc)
+				xdp_method = EPG_XDP_LINK;
+			else if ((rc = xdp_program__attach(prog, (int)ifindex, xmode, 0))) {
+				set_err(err, rc, "%s: cannot attach the XDP program again after a failed link attach: %s",
+					ifname, strerror(-rc));
+				goto out;
+			}
+		}
 	}
 	if (skel)
 		tc_fd = dup(bpf_program__fd(skel->progs.epg_tc_egress));
-	rc = tc_fd < 0 ? -EBADF : tc_attach(ifindex, tc_fd);
+	rc = tc_fd < 0 ? -EBADF : tc_attach_any(m, ifindex, tc_fd, &tc_method);
 	if (rc) {
-		xdp_program__detach(prog, (int)ifindex, xmode, 0);
+		xdp_detach_any(m, prog, ifindex, xmode, xdp_method);
 		set_err(err, rc, "%s: cannot attach the tc egress program: %s%s", ifname,
 			strerror(-rc), rc == -EEXIST ?
 			" (another tc filter holds epgate's handle and priority on egress)" : "");
 		goto out;
 	}
-	rc = record(m, ifindex, ifname, mode, xdp_program__id(prog), prog_id_of_fd(tc_fd));
+	rc = record(m, ifindex, ifname, mode, xdp_method, prog_id_of_fd(xdp_fd), tc_method,
+		    prog_id_of_fd(tc_fd));
 	if (rc) {
-		xdp_program__detach(prog, (int)ifindex, xmode, 0);
-		tc_detach(ifindex);
+		xdp_detach_any(m, prog, ifindex, xmode, xdp_method);
+		tc_detach_any(m, ifindex, tc_method);
 		set_err(err, rc, "%s: cannot record the attachment in %s/epg_ifaces: %s",
 			ifname, m->pin_dir, strerror(-rc));
 	}
@@ -240,7 +453,8 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 	int rc = 0;
 
 	if (!ifindex) {
-		/* the interface is gone, and the kernel detached with it */
+		/* the interface is gone, and the kernel detached with it: links
+		 * stay pinned (defunct) until removed */
 		uint32_t key, next, *prev = NULL;
 
 		while (!bpf_map_get_next_key(m->ifaces, prev, &next)) {
@@ -249,6 +463,8 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 			if (!bpf_map_lookup_elem(m->ifaces, &key, &info) &&
 			    !strncmp(info.name, ifname, sizeof(info.name)) &&
 			    !if_indextoname(key, (char[IF_NAMESIZE]){ 0 })) {
+				link_drop(m, "xdp", key);
+				link_drop(m, "tc", key);
 				bpf_map_delete_elem(m->ifaces, &key);
 				return 0;
 			}
@@ -260,7 +476,9 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 		return set_err(err, -ENOENT, "%s: epgate is not attached here (epgate status lists where it is)",
 			       ifname);
 	libxdp_bpffs(m->pin_dir);
-	if (attached_prog_id(ifindex, &info)) {
+	if (info.xdp_method == EPG_XDP_LINK) {
+		rc = link_drop(m, "xdp", ifindex);
+	} else if (attached_prog_id(ifindex, &info)) {
 		prog = xdp_program__from_id(info.prog_id);
 		rc = (int)libxdp_get_error(prog);
 		if (!rc) {
@@ -269,13 +487,13 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 						 XDP_MODE_NATIVE, 0);
 			xdp_program__close(prog);
 		}
-		if (rc)
-			return set_err(err, rc, "%s: cannot detach program %u: %s", ifname,
-				       info.prog_id, strerror(-rc));
 	}
-	rc = tc_detach(ifindex);
 	if (rc)
-		return set_err(err, rc, "%s: cannot remove the tc egress filter: %s", ifname,
+		return set_err(err, rc, "%s: cannot detach program %u: %s", ifname,
+			       info.prog_id, strerror(-rc));
+	rc = tc_detach_any(m, ifindex, info.tc_method);
+	if (rc)
+		return set_err(err, rc, "%s: cannot remove the tc egress program: %s", ifname,
 			       strerror(-rc));
 	/* not attached any more (someone else removed it): forget it all the same */
 	bpf_map_delete_elem(m->ifaces, &ifindex);
@@ -297,7 +515,7 @@ int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct ep
 	if (bpf_map_lookup_elem(m->ifaces, &ifindex, &info) || !attached_prog_id(ifindex, &info))
 		return set_err(err, -ENOENT, "%s: epgate is not attached here; attach it instead",
 			       ifname);
-	if (info.multiprog)
+	if (info.xdp_method == EPG_XDP_DISPATCHER)
 		return set_err(err, -EOPNOTSUPP, "%s: attached through libxdp's dispatcher; detach and attach again to upgrade",
 			       ifname);
 	skel = epgate_bpf__open_opts(&opts); /* maps: the pinned ones, reused */
@@ -329,23 +547,32 @@ int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct ep
 			goto out;
 		}
 	}
-	/* netlink's atomic replace: fails if someone else's program is there now */
-	LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = old_fd);
-	flags = XDP_FLAGS_REPLACE | (info.mode == EPG_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
-	rc = bpf_xdp_attach((int)ifindex, xdp_fd, flags, &xo);
+	if (info.xdp_method == EPG_XDP_LINK) {
+		/* the link's atomic update: fails unless ours is still its program */
+		rc = link_replace(m, "xdp", ifindex, xdp_fd, old_fd);
+	} else {
+		/* netlink's atomic replace: fails if someone else's program is there now */
+		LIBBPF_OPTS(bpf_xdp_attach_opts, xo, .old_prog_fd = old_fd);
+		flags = XDP_FLAGS_REPLACE |
+			(info.mode == EPG_MODE_SKB ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+		rc = bpf_xdp_attach((int)ifindex, xdp_fd, flags, &xo);
+	}
 	close(old_fd);
 	if (rc) {
 		set_err(err, rc, "%s: cannot replace the XDP program atomically: %s", ifname,
 			strerror(-rc));
 		goto out;
 	}
-	rc = tc_attach(ifindex, tc_fd); /* replaces ours in place */
+	/* replaces ours in place: the tcx link's program, or the clsact filter */
+	rc = info.tc_method == EPG_TC_TCX ? link_replace(m, "tc", ifindex, tc_fd, -1) :
+		tc_attach(ifindex, tc_fd);
 	if (rc) {
 		set_err(err, rc, "%s: the XDP program was replaced, the tc egress program was not: %s",
 			ifname, strerror(-rc));
 		goto out;
 	}
-	rc = record(m, ifindex, ifname, info.mode, prog_id_of_fd(xdp_fd), prog_id_of_fd(tc_fd));
+	rc = record(m, ifindex, ifname, info.mode, info.xdp_method, prog_id_of_fd(xdp_fd),
+		    info.tc_method, prog_id_of_fd(tc_fd));
 	if (rc)
 		set_err(err, rc, "%s: replaced, but cannot record it in epg_ifaces: %s", ifname,
 			strerror(-rc));
