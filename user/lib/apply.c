@@ -740,51 +740,139 @@ static int place_set(struct epg_maps *m, struct registry *r,
 	return 0;
 }
 
-/* ---- endpoint addresses ------------------------------------------------- */
+/* ---- endpoint addresses and timeout sets --------------------------------
+ * Both generations are kept equal between applies: an apply brings the
+ * inactive one to the new policy, flips, then brings the other one (now
+ * inactive) to it as well. Each step writes only the entries that differ,
+ * so an unchanged endpoint is never rewritten. */
+
+struct addr_ent {
+	struct epg_addr_key k;
+	struct epg_addr_val v;
+};
+
+/* By (family, address): the generation aside. */
+static int cmp_addr_ent(const void *a, const void *b)
+{
+	const struct epg_addr_key *x = &((const struct addr_ent *)a)->k;
+	const struct epg_addr_key *y = &((const struct addr_ent *)b)->k;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	return memcmp(x->addr, y->addr, sizeof(x->addr));
+}
 
 struct addrs {
-	struct epg_addr_key *keys; /* as stored */
-	struct epg_addr_val *vals;
-	size_t n;
-	struct epg_addr_key *next_keys; /* of the generation being written */
-	struct epg_addr_val *next_vals;
-	size_t n_next;
+	struct addr_ent *gen[EPG_GENERATIONS]; /* as stored, sorted */
+	size_t n[EPG_GENERATIONS];
+	struct addr_ent *want;                 /* the new policy's, sorted */
+	size_t n_want;
 };
 
 static void addrs_free(struct addrs *a)
 {
-	free(a->keys);
-	free(a->vals);
-	free(a->next_keys);
-	free(a->next_vals);
+	for (int g = 0; g < EPG_GENERATIONS; g++)
+		free(a->gen[g]);
+	free(a->want);
 }
 
-/* The stored keys of one generation, into out; returns how many. */
-static size_t keys_of_gen(const struct addrs *a, uint32_t gen, struct epg_addr_key *out)
+static int addrs_read(struct epg_maps *m, struct addrs *a)
+{
+	struct epg_addr_key *keys = NULL;
+	struct epg_addr_val *vals = NULL;
+	size_t n = 0;
+	int rc = epg_map_read_all(m->addr, sizeof(*keys), sizeof(*vals), (void **)&keys,
+				  (void **)&vals, &n);
+
+	for (int g = 0; !rc && g < EPG_GENERATIONS; g++) {
+		a->gen[g] = calloc(n ? n : 1, sizeof(*a->gen[g]));
+		if (!a->gen[g])
+			rc = -ENOMEM;
+	}
+	for (size_t i = 0; !rc && i < n; i++) {
+		uint32_t g = keys[i].gen & 1;
+
+		a->gen[g][a->n[g]++] = (struct addr_ent){ keys[i], vals[i] };
+	}
+	for (int g = 0; !rc && g < EPG_GENERATIONS; g++)
+		qsort(a->gen[g], a->n[g], sizeof(*a->gen[g]), cmp_addr_ent);
+	free(keys);
+	free(vals);
+	return rc;
+}
+
+static int plan_addrs(const struct epg_plan *plan, const struct slots *s,
+		      const uint32_t *ruleset_set, const uint32_t *acl_set, struct addrs *a)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < a->n; i++)
-		if (a->keys[i].gen == gen)
-			out[n++] = a->keys[i];
-	return n;
+	for (size_t e = 0; e < plan->n_eps; e++)
+		n += plan->eps[e].n_addrs;
+	a->want = calloc(n ? n : 1, sizeof(*a->want));
+	if (!a->want)
+		return -ENOMEM;
+	for (size_t e = 0; e < plan->n_eps; e++) {
+		const struct epg_ep_plan *ep = &plan->eps[e];
+
+		for (size_t i = 0; i < ep->n_addrs; i++) {
+			struct addr_ent *x = &a->want[a->n_want++];
+
+			x->k.family = ep->addrs[i].family;
+			memcpy(x->k.addr, ep->addrs[i].addr, x->k.family == AF_INET ? 4 : 16);
+			x->v.ep_slot = s->ep_slot[e];
+			x->v.ruleset = ruleset_set[ep->ruleset];
+			x->v.ct_profile = ep->addr_profile[i];
+			x->v.acl = ep->addr_acl[i] ? acl_set[ep->addr_acl[i] - 1] : EPG_SET_NONE;
+		}
+	}
+	qsort(a->want, a->n_want, sizeof(*a->want), cmp_addr_ent);
+	return 0;
 }
 
-static int delete_gen(struct epg_maps *m, const struct addrs *a, uint32_t gen)
+/* Make generation gen hold exactly a->want: write what differs, delete what
+ * the new policy does not have. */
+static int sync_gen(struct epg_maps *m, const struct addrs *a, uint32_t gen)
 {
-	struct epg_addr_key *k = calloc(a->n ? a->n : 1, sizeof(*k));
-	int rc;
+	const struct addr_ent *have = a->gen[gen];
+	size_t i = 0, j = 0, n_put = 0, n_del = 0;
+	struct epg_addr_key *pk = calloc(a->n_want + 1, sizeof(*pk));
+	struct epg_addr_val *pv = calloc(a->n_want + 1, sizeof(*pv));
+	struct epg_addr_key *dk = calloc(a->n[gen] + 1, sizeof(*dk));
+	int rc = 0;
 
-	if (!k)
-		return -ENOMEM;
-	rc = epg_map_del_many(m->addr, k, keys_of_gen(a, gen, k), sizeof(*k));
-	free(k);
+	if (!pk || !pv || !dk) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (i < a->n[gen] || j < a->n_want) {
+		int c = i == a->n[gen] ? 1 : j == a->n_want ? -1 :
+			cmp_addr_ent(&have[i], &a->want[j]);
+
+		if (c < 0) {
+			dk[n_del++] = have[i++].k;
+			continue;
+		}
+		if (c > 0 || memcmp(&have[i].v, &a->want[j].v, sizeof(have[i].v))) {
+			pk[n_put] = a->want[j].k;
+			pk[n_put].gen = gen;
+			pv[n_put++] = a->want[j].v;
+		}
+		i += c == 0;
+		j++;
+	}
+	rc = epg_map_put_many(m->addr, pk, pv, n_put, sizeof(*pk), sizeof(*pv));
+	if (!rc)
+		rc = epg_map_del_many(m->addr, dk, n_del, sizeof(*dk));
+out:
+	free(pk);
+	free(pv);
+	free(dk);
 	return rc;
 }
 
 /* The endpoint filter: a superset of the addresses the datapath may look up
- * (with_stored_gen: also the generation still active). */
-static int write_filter(struct epg_maps *m, const struct addrs *a, int with_stored_gen)
+ * (with_gen >= 0: also that stored generation's). */
+static int write_filter(struct epg_maps *m, const struct addrs *a, int with_gen)
 {
 	struct epg_filter *f = calloc(1, sizeof(*f));
 	uint32_t zero = 0, h;
@@ -792,14 +880,12 @@ static int write_filter(struct epg_maps *m, const struct addrs *a, int with_stor
 
 	if (!f)
 		return -ENOMEM;
-	for (size_t i = 0; i < a->n_next; i++) {
-		h = epg_filter_hash(a->next_keys[i].family, a->next_keys[i].addr);
+	for (size_t i = 0; i < a->n_want; i++) {
+		h = epg_filter_hash(a->want[i].k.family, a->want[i].k.addr);
 		f->w[h / 64] |= 1ULL << (h % 64);
 	}
-	for (size_t i = 0; with_stored_gen >= 0 && i < a->n; i++) {
-		if (a->keys[i].gen != (uint32_t)with_stored_gen)
-			continue;
-		h = epg_filter_hash(a->keys[i].family, a->keys[i].addr);
+	for (size_t i = 0; with_gen >= 0 && i < a->n[with_gen]; i++) {
+		h = epg_filter_hash(a->gen[with_gen][i].k.family, a->gen[with_gen][i].k.addr);
 		f->w[h / 64] |= 1ULL << (h % 64);
 	}
 	if (bpf_map_update_elem(m->filter, &zero, f, BPF_ANY))
@@ -808,35 +894,24 @@ static int write_filter(struct epg_maps *m, const struct addrs *a, int with_stor
 	return rc;
 }
 
-static int plan_addrs(const struct epg_plan *plan, const struct slots *s,
-		      const uint32_t *ruleset_set, const uint32_t *acl_set, uint32_t gen,
-		      struct addrs *a)
+/* The timeout sets of generation gen: those that differ from the plan's. */
+static int sync_profiles(struct epg_maps *m, const struct epg_plan *plan, uint32_t gen)
 {
-	size_t n = 0;
+	struct epg_ct_timeouts stored[EPG_GENERATIONS * EPG_CT_PROFILES];
+	int rc = epg_read_array(m->ct_prof, EPG_GENERATIONS * EPG_CT_PROFILES,
+				sizeof(stored[0]), stored);
 
-	for (size_t e = 0; e < plan->n_eps; e++)
-		n += plan->eps[e].n_addrs;
-	a->next_keys = calloc(n ? n : 1, sizeof(*a->next_keys));
-	a->next_vals = calloc(n ? n : 1, sizeof(*a->next_vals));
-	if (!a->next_keys || !a->next_vals)
-		return -ENOMEM;
-	for (size_t e = 0; e < plan->n_eps; e++) {
-		const struct epg_ep_plan *ep = &plan->eps[e];
+	for (uint32_t i = 0; i < EPG_CT_PROFILES && !rc; i++) {
+		struct epg_ct_timeouts t = { 0 };
+		uint32_t idx = gen * EPG_CT_PROFILES + i;
 
-		for (size_t i = 0; i < ep->n_addrs; i++) {
-			struct epg_addr_key *k = &a->next_keys[a->n_next];
-			struct epg_addr_val *v = &a->next_vals[a->n_next++];
-
-			k->gen = gen;
-			k->family = ep->addrs[i].family;
-			memcpy(k->addr, ep->addrs[i].addr, k->family == AF_INET ? 4 : 16);
-			v->ep_slot = s->ep_slot[e];
-			v->ruleset = ruleset_set[ep->ruleset];
-			v->ct_profile = ep->addr_profile[i];
-			v->acl = ep->addr_acl[i] ? acl_set[ep->addr_acl[i] - 1] : EPG_SET_NONE;
-		}
+		if (i < plan->n_ct_profiles)
+			t = plan->ct_profiles[i];
+		if (memcmp(&t, &stored[idx], sizeof(t)) &&
+		    bpf_map_update_elem(m->ct_prof, &idx, &t, BPF_ANY))
+			rc = -errno;
 	}
-	return 0;
+	return rc;
 }
 
 /* ---- the apply ------------------------------------------------------------ */
@@ -875,17 +950,14 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 		goto out;
 	}
 
-	/* 1. What is stored. The inactive generation is dead: leftovers of an
-	 * apply that died half-way, never active. */
+	/* 1. What is stored. The inactive generation is read by no packet (the
+	 * last apply's grace period is over): it is brought to the new policy,
+	 * whatever an apply that died half-way left there. */
 	rc = registry_read(m, &reg);
 	if (!rc)
-		rc = epg_map_read_all(m->addr, sizeof(*a.keys), sizeof(*a.vals),
-				      (void **)&a.keys, (void **)&a.vals, &a.n);
-	if (!rc)
-		rc = delete_gen(m, &a, next);
-	for (size_t i = 0; !rc && i < a.n; i++) /* what the active generation uses */
-		if (a.keys[i].gen == (next ^ 1))
-			mark_used(&reg, &a.vals[i], next ^ 1);
+		rc = addrs_read(m, &a);
+	for (size_t i = 0; !rc && i < a.n[next ^ 1]; i++) /* what the active generation uses */
+		mark_used(&reg, &a.gen[next ^ 1][i].v, next ^ 1);
 	if (!rc)
 		rc = maybe_collect(m, &reg);
 	if (rc) {
@@ -925,27 +997,17 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 		set_err(err, rc, "more than %d rulesets and network ACLs stored under %s (this build's limit)",
 			EPG_MAX_SETS - 1, m->pin_dir);
 
-	/* 4. The next generation's addresses and timeout sets. */
-	for (uint32_t i = 0; i < EPG_CT_PROFILES && !rc; i++) {
-		struct epg_ct_timeouts t = { 0 };
-		uint32_t idx = next * EPG_CT_PROFILES + i;
-
-		if (i < plan->n_ct_profiles)
-			t = plan->ct_profiles[i];
-		rc = put(m->ct_prof, &idx, &t, "epg_ct_prof", err);
-	}
-	if (!rc && (rc = plan_addrs(plan, &s, ruleset_set, acl_set, next, &a)))
+	/* 4. The next generation's addresses and timeout sets: what differs. */
+	if (!rc && (rc = sync_profiles(m, plan, next)))
+		set_err(err, rc, "%s/epg_ct_prof: cannot write: %s", m->pin_dir, strerror(-rc));
+	if (!rc && (rc = plan_addrs(plan, &s, ruleset_set, acl_set, &a)))
 		set_err(err, rc, "out of memory");
 	if (!rc && (rc = write_filter(m, &a, (int)(next ^ 1))))
 		set_err(err, rc, "%s/epg_filter: cannot write: %s", m->pin_dir, strerror(-rc));
-	if (!rc && (rc = epg_map_put_many(m->addr, a.next_keys, a.next_vals, a.n_next,
-					  sizeof(*a.next_keys), sizeof(*a.next_vals))))
+	if (!rc && (rc = sync_gen(m, &a, next)))
 		full_err(err, rc, "epg_addr");
-	if (rc) {
-		/* nothing active changed; what was written is dead or garbage */
-		epg_map_del_many(m->addr, a.next_keys, a.n_next, sizeof(*a.next_keys));
-		goto out;
-	}
+	if (rc)
+		goto out; /* nothing active changed; what was written is inactive or garbage */
 
 	/* 5. The flip: one map update switches every lookup to the new policy. */
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -956,14 +1018,15 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	if (bpf_map_update_elem(m->meta, &zero, &meta, BPF_ANY)) {
 		rc = set_err(err, -errno, "%s/epg_meta: cannot switch generation: %s",
 			     m->pin_dir, strerror(errno));
-		epg_map_del_many(m->addr, a.next_keys, a.n_next, sizeof(*a.next_keys));
 		goto out;
 	}
 
-	/* 6. Reclaim what only the old generation used. Failures from here on
-	 * leave garbage, never a wrong verdict: the next apply collects it. */
+	/* 6. The old generation follows, and what only it used is reclaimed.
+	 * Failures from here on leave garbage or a stale inactive generation,
+	 * never a wrong verdict: the next apply mends both. */
 	usleep(EPG_GRACE_US);
-	delete_gen(m, &a, next ^ 1);
+	if (!sync_gen(m, &a, next ^ 1))
+		sync_profiles(m, plan, next ^ 1);
 	write_filter(m, &a, -1);
 	for (uint32_t id = 1; id < EPG_MAX_SETS; id++)
 		reg.used[id] &= (uint8_t)(1u << next);
