@@ -134,8 +134,10 @@ static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key 
 	struct epg_ct_val *v = bpf_map_lookup_elem(&epg_ct, k);
 
 	/* now was read before the lookup: another CPU may have seen the flow
-	 * since, so last_seen can be later than now (unsigned wrap = "idle") */
-	if (v && now > v->last_seen_ns && now - v->last_seen_ns > (__u64)v->timeout_s * EPG_NSEC) {
+	 * since, so last_seen can be later than now (unsigned wrap = "idle").
+	 * Idle for the whole timeout: gone (a zero timeout, which the benchmark
+	 * uses for new flows, expires within the same tick of the clock). */
+	if (v && now >= v->last_seen_ns && now - v->last_seen_ns >= (__u64)v->timeout_s * EPG_NSEC) {
 		bpf_map_delete_elem(&epg_ct, k);
 		epg_count_global(EPG_G_CT_EXPIRED, 0);
 		return NULL;

@@ -133,7 +133,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		return epg_verdict(p, flowlog, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, bytes);
 
 	/* A packet of a tracked flow passes whatever the rules say now. */
-	now = bpf_ktime_get_ns();
+	now = epg_now();
 	tracked = epg_ct_key_of(&ck, p, &src_lo);
 	if (tracked) {
 		flow = epg_ct_lookup(&ck, now);

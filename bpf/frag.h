@@ -39,7 +39,7 @@ static __always_inline int epg_frag_remember(const struct epg_pkt *p, __u32 ep_s
 	if (!scr)
 		return 0;
 	epg_frag_key_of(&scr->frag_key, p);
-	scr->frag_val.created_ns = bpf_ktime_get_ns();
+	scr->frag_val.created_ns = epg_now();
 	scr->frag_val.ep_slot = ep_slot;
 	scr->frag_val.verdict = (__u8)epg_reason_verdict(reason);
 	scr->frag_val.dir = (__u8)dir;
@@ -78,7 +78,7 @@ static __always_inline __u32 epg_frag_follow(const struct epg_pkt *p)
 	v = bpf_map_lookup_elem(&epg_frag, &k);
 	if (!v)
 		return EPG_R_FRAGMENT;
-	now = bpf_ktime_get_ns();
+	now = epg_now();
 	if (now > v->created_ns && now - v->created_ns > EPG_FRAG_TIMEOUT_NS) {
 		bpf_map_delete_elem(&epg_frag, &k);
 		return EPG_R_FRAGMENT;

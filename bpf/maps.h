@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* Every map of the datapath, BTF-defined, pinned by name under the pin
- * directory. Policy maps carry the generation in their keys (see abi.h);
- * counters and names do not. */
+ * directory. Endpoint addresses and timeout sets carry the generation (see
+ * abi.h); rule sets, counters and names do not. */
 #ifndef EPGATE_BPF_MAPS_H
 #define EPGATE_BPF_MAPS_H
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include "epgate/abi.h"
+
+/* The datapath's clock: CLOCK_MONOTONIC at tick resolution. The precise
+ * clock reads the TSC, which on a virtual machine costs about as much as the
+ * rest of a tracked packet's work; timeouts are whole seconds and flow-log
+ * stamps need no better than a tick. */
+static __always_inline __u64 epg_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

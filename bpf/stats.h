@@ -46,7 +46,7 @@ static __always_inline void epg_rej_record(const struct epg_rej_key *k, __u32 ep
 {
 	struct epg_rej_val *v = bpf_map_lookup_elem(&epg_rej, k);
 	struct epg_scratch *scr;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = epg_now();
 
 	if (v) {
 		__sync_fetch_and_add(&v->packets, 1);

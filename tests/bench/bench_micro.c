@@ -520,6 +520,15 @@ int main(int argc, char **argv)
 		t_apply = apply_to(&maps, doc, &t_install);
 		free(doc);
 		fprintf(stderr, "bench: %s applied in %.0f ms\n", sizes[z].label, t_apply * 1e3);
+		if (getenv("BENCH_PROFILE")) { /* one scenario, IPv4, for about 5 s: run perf meanwhile */
+			size_t i = (size_t)atoi(getenv("BENCH_PROFILE")) % N_SCEN;
+			double t0 = now_s(), ns = 0;
+
+			while (now_s() - t0 < 5)
+				ns = run_scenario(sizes[z].label, &scenarios[i], 1, 0, 0);
+			fprintf(stderr, "bench: %s: %.1f ns\n", scenarios[i].name, ns);
+			return 0;
+		}
 		for (size_t i = 0; i < N_SCEN; i++) {
 			for (int v = 0; v < 4; v++) {
 				struct pkt k;
