@@ -222,7 +222,8 @@ static __always_inline __u8 epg_ct_first_state(const struct epg_pkt *p)
 /* Create the flow of an allowed packet. Returns 0, or -1 when the table is
  * full (the packet must be dropped: conntrack_allowance_exceeded). */
 static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
-					 const struct epg_pkt *p, __u32 dir, __u32 ep_slot,
+					 const struct epg_pkt *p, __u32 dir,
+					 const struct epg_addr_val *ep, __u32 cls_gen,
 					 __u32 rule_slot, __u32 ifindex, __u64 bytes, __u64 now,
 					 const struct epg_ct_timeouts *t, __u32 acl_gen,
 					 __u32 acl_slot)
@@ -237,7 +238,7 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	__builtin_memset(v, 0, sizeof(*v));
 	v->created_ns = now;
 	v->last_seen_ns = now;
-	v->ep_slot = ep_slot;
+	v->ep_slot = ep->ep_slot;
 	v->rule_slot = rule_slot;
 	v->ifindex = ifindex;
 	v->init_dir = (__u8)dir;
@@ -249,6 +250,9 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	v->tcp_flags[dir & 1] = p->tcp_flags;
 	v->acl_gen[0] = acl_gen; /* from the initiator: this packet */
 	v->acl_slot[0] = acl_slot;
+	v->cls[0] = *ep;
+	v->cls_gen[0] = cls_gen;
+	v->cls_dir[0] = (__u8)dir;
 	rc = bpf_map_update_elem(&epg_ct, k, v, BPF_NOEXIST);
 	if (rc == -E2BIG || rc == -ENOMEM) {
 		epg_count_global(EPG_G_CT_EXCEEDED, bytes);

@@ -78,12 +78,14 @@ static __always_inline int epg_verdict(const struct epg_pkt *p, int flowlog, __u
 __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifindex)
 {
 	const struct epg_ct_timeouts *tmo;
-	const struct epg_addr_val *ep;
+	const struct epg_addr_val *ep = NULL;
+	struct epg_addr_val epv;
 	const struct epg_meta *meta;
 	struct epg_ct_key ck = {};
 	struct epg_ct_val *flow = NULL;
-	__u32 zero = 0, gen = 0, dir, sel, rule, acl, acl_gen, acl_slot;
-	int bit, tracked, reason, acl_cached, cacheable, ori, restart = 0, src_lo = 0, flowlog = 0;
+	__u32 zero = 0, gen = 0, dir = 0, sel, rule, acl, acl_gen, acl_slot, cls_gen;
+	int bit, tracked = 0, reason, acl_cached, cacheable, ori = 0, restart = 0, src_lo = 0;
+	int flowlog = 0, looked = 0, classified = 0;
 	const struct epg_pkt *p = pkt;
 	__u64 now;
 
@@ -104,16 +106,39 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		flowlog = (meta->flags & EPG_META_FLOWLOG) != 0;
 	}
 
-	ep = epg_classify(gen, p->family, p->daddr);
-	if (ep) {
-		dir = EPG_DIR_INGRESS;
-	} else {
-		ep = epg_classify(gen, p->family, p->saddr);
-		if (!ep) {
-			epg_count_global(EPG_G_PASSTHROUGH, bytes);
-			return EPG_ACCEPT;
+	/* A tracked packet under the policy its flow last saw: the flow knows
+	 * how this orientation's packets are classified, no address lookup. */
+	cls_gen = meta ? (__u32)meta->generation + 1 : 1;
+	now = epg_now();
+	if (rc == EPG_PARSE_OK && p->frag == EPG_FRAG_NONE) {
+		tracked = epg_ct_key_of(&ck, p, &src_lo);
+		looked = 1;
+		if (tracked)
+			flow = epg_ct_lookup(&ck, now);
+		if (flow) {
+			ori = src_lo != flow->init_lo;
+			if (flow->cls_gen[ori & 1] == cls_gen) {
+				epv = flow->cls[ori & 1];
+				dir = flow->cls_dir[ori & 1] & 1;
+				ep = &epv;
+			}
 		}
-		dir = EPG_DIR_EGRESS;
+	}
+	if (!ep) {
+		ep = epg_classify(gen, p->family, p->daddr);
+		if (ep) {
+			dir = EPG_DIR_INGRESS;
+		} else {
+			ep = epg_classify(gen, p->family, p->saddr);
+			if (!ep) {
+				epg_count_global(EPG_G_PASSTHROUGH, bytes);
+				return EPG_ACCEPT;
+			}
+			dir = EPG_DIR_EGRESS;
+		}
+		epv = *ep; /* a copy: the flow, and the map entry, may go */
+		ep = &epv;
+		classified = 1;
 	}
 	/* A first fragment takes its place in the fragment table before it is
 	 * judged: when the table is full it is dropped unjudged (no flow made). */
@@ -133,17 +158,17 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		return epg_verdict(p, flowlog, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, bytes);
 
 	/* A packet of a tracked flow passes whatever the rules say now. */
-	now = epg_now();
-	tracked = epg_ct_key_of(&ck, p, &src_lo);
-	if (tracked) {
-		flow = epg_ct_lookup(&ck, now);
-		if (flow && p->proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
-		    (p->tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
-			/* a new connection reusing a closed one's ports: judged
-			 * anew, the old flow removed once the ACL lets it in */
-			restart = 1;
-			flow = NULL;
-		}
+	if (!looked) {
+		tracked = epg_ct_key_of(&ck, p, &src_lo);
+		if (tracked)
+			flow = epg_ct_lookup(&ck, now);
+	}
+	if (flow && p->proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
+	    (p->tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
+		/* a new connection reusing a closed one's ports: judged
+		 * anew, the old flow removed once the ACL lets it in */
+		restart = 1;
+		flow = NULL;
 	}
 
 	/* Inbound: the network ACL first, on every packet, tracked or not. Its
@@ -151,7 +176,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	 * UDP or other non-ICMP flow it is fixed per orientation (from the
 	 * initiator, or the responder) and generation: cached in the flow. */
 	acl = ep->acl;
-	acl_gen = meta ? (__u32)meta->generation + 1 : 1;
+	acl_gen = cls_gen;
 	acl_slot = EPG_NO_RULE_SLOT;
 	ori = flow && src_lo != flow->init_lo;
 	cacheable = p->proto != IPPROTO_ICMP && p->proto != IPPROTO_ICMPV6;
@@ -197,8 +222,13 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 			flow->acl_slot[ori] = acl_slot;
 			flow->acl_gen[ori] = acl_gen;
 		}
+		if (classified) {
+			flow->cls[ori & 1] = epv;
+			flow->cls_dir[ori & 1] = (__u8)dir;
+			flow->cls_gen[ori & 1] = cls_gen;
+		}
 	} else if (reason == EPG_R_RULE && tracked &&
-		   epg_ct_create(&ck, src_lo, p, dir, ep->ep_slot, rule, ifindex, bytes, now, tmo,
+		   epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, bytes, now, tmo,
 				 acl_gen, acl_slot))
 		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
 	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, bytes);

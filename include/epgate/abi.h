@@ -234,6 +234,14 @@ struct epg_ct_val {
 	 * invalidates it at once. */
 	__u32 acl_gen[2];
 	__u32 acl_slot[2];
+	/* How each orientation's packets were classified (which endpoint, its
+	 * sets and timeouts, which direction) under policy generation
+	 * cls_gen - 1 (0 = not yet): while the policy stays, a tracked packet
+	 * skips the address lookups. */
+	struct epg_addr_val cls[2];
+	__u32 cls_gen[2];
+	__u8  cls_dir[2];
+	__u8  pad2[6];
 };
 
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */
@@ -396,7 +404,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_frag_val) == 16, "epg_frag_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_key) == 40, "epg_rej_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_val) == 40, "epg_rej_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
-EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 88, "epg_ct_val layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 136, "epg_ct_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_timeouts) == 32, "epg_ct_timeouts layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 48, "epg_iface_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 32, "epg_meta layout");
