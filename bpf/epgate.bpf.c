@@ -69,6 +69,18 @@ static __always_inline int epg_verdict(const struct epg_pkt *p, int flowlog, __u
 	return epg_finish(ep_slot, dir, reason, rule, bytes);
 }
 
+/* Neither address can be an endpoint's, or not IP at all: counted, passed.
+ * Checked by the entry points themselves, before the call into decide. */
+static __always_inline int epg_passes_untouched(int rc, __u64 bytes)
+{
+	if (rc != EPG_PARSE_NOT_IP && rc != EPG_PARSE_OTHER)
+		return 0;
+	epg_count_global(EPG_G_PASSTHROUGH, bytes);
+	if (rc == EPG_PARSE_NOT_IP)
+		epg_count_global(EPG_G_NOT_IP, bytes);
+	return 1;
+}
+
 /*
  * Decide on a parsed packet; returns EPG_ACCEPT or EPG_DROP. Hook-independent.
  * A global function: the verifier checks it once, with the packet's fields
@@ -89,14 +101,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	const struct epg_pkt *p = pkt;
 	__u64 now;
 
-	if (!p)
+	if (!p || epg_passes_untouched(rc, bytes))
 		return EPG_ACCEPT;
-	if (rc == EPG_PARSE_NOT_IP || rc == EPG_PARSE_OTHER) {
-		epg_count_global(EPG_G_PASSTHROUGH, bytes);
-		if (rc == EPG_PARSE_NOT_IP)
-			epg_count_global(EPG_G_NOT_IP, bytes);
-		return EPG_ACCEPT;
-	}
 
 	/* One generation for every lookup of this packet, and whether drops are
 	 * recorded for flow logs (serve --flow-log), read once. */
@@ -264,6 +270,8 @@ int epg_xdp(struct xdp_md *ctx)
 	struct epg_pkt p = {};
 	int rc = epg_parse_xdp(ctx, &p);
 
+	if (epg_passes_untouched(rc, bytes))
+		return XDP_PASS;
 	return epg_decide(&p, rc, bytes, ctx->ingress_ifindex) == EPG_DROP ?
 	       XDP_DROP : XDP_PASS;
 }
@@ -285,6 +293,8 @@ int epg_tc_egress(struct __sk_buff *skb)
 	}
 	bpf_skb_pull_data(skb, skb->len < EPG_TC_PULL ? skb->len : EPG_TC_PULL);
 	rc = epg_parse_skb(skb, &p);
+	if (epg_passes_untouched(rc, skb->len))
+		return TC_ACT_OK;
 	return epg_decide(&p, rc, skb->len, skb->ifindex) == EPG_DROP ?
 	       TC_ACT_SHOT : TC_ACT_OK;
 }
