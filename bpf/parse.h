@@ -206,18 +206,26 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 	return EPG_PARSE_OK;
 }
 
+static __always_inline __u64 epg_filter_test(const struct epg_filter *f, __u32 bit)
+{
+	return f->w[bit / 64] >> (bit % 64);
+}
+
 /* Could either address be an endpoint's? One array lookup (inlined by the
- * verifier), two bit tests. */
+ * verifier), two bit tests per address. */
 static __always_inline int epg_maybe_endpoint(const struct epg_pkt *p)
 {
-	__u32 zero = 0, hs, hd;
-	const struct epg_filter *f = bpf_map_lookup_elem(&epg_filter, &zero);
+	const struct epg_filter *f;
+	__u64 hs, hd;
+	__u32 zero = 0;
 
+	f = bpf_map_lookup_elem(&epg_filter, &zero);
 	if (!f)
 		return 1;
 	hs = epg_filter_hash(p->family, p->saddr);
 	hd = epg_filter_hash(p->family, p->daddr);
-	return ((f->w[hs / 64] >> (hs % 64)) | (f->w[hd / 64] >> (hd % 64))) & 1;
+	return ((epg_filter_test(f, EPG_FILTER_BIT1(hs)) & epg_filter_test(f, EPG_FILTER_BIT2(hs))) |
+		(epg_filter_test(f, EPG_FILTER_BIT1(hd)) & epg_filter_test(f, EPG_FILTER_BIT2(hd)))) & 1;
 }
 
 static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *data_end)

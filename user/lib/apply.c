@@ -870,24 +870,29 @@ out:
 	return rc;
 }
 
+static void filter_add(struct epg_filter *f, const struct epg_addr_key *k)
+{
+	uint64_t h = epg_filter_hash(k->family, k->addr);
+	uint32_t b1 = EPG_FILTER_BIT1(h), b2 = EPG_FILTER_BIT2(h);
+
+	f->w[b1 / 64] |= 1ULL << (b1 % 64);
+	f->w[b2 / 64] |= 1ULL << (b2 % 64);
+}
+
 /* The endpoint filter: a superset of the addresses the datapath may look up
  * (with_gen >= 0: also that stored generation's). */
 static int write_filter(struct epg_maps *m, const struct addrs *a, int with_gen)
 {
 	struct epg_filter *f = calloc(1, sizeof(*f));
-	uint32_t zero = 0, h;
+	uint32_t zero = 0;
 	int rc = 0;
 
 	if (!f)
 		return -ENOMEM;
-	for (size_t i = 0; i < a->n_want; i++) {
-		h = epg_filter_hash(a->want[i].k.family, a->want[i].k.addr);
-		f->w[h / 64] |= 1ULL << (h % 64);
-	}
-	for (size_t i = 0; with_gen >= 0 && i < a->n[with_gen]; i++) {
-		h = epg_filter_hash(a->gen[with_gen][i].k.family, a->gen[with_gen][i].k.addr);
-		f->w[h / 64] |= 1ULL << (h % 64);
-	}
+	for (size_t i = 0; i < a->n_want; i++)
+		filter_add(f, &a->want[i].k);
+	for (size_t i = 0; with_gen >= 0 && i < a->n[with_gen]; i++)
+		filter_add(f, &a->gen[with_gen][i].k);
 	if (bpf_map_update_elem(m->filter, &zero, f, BPF_ANY))
 		rc = -errno;
 	free(f);
