@@ -520,7 +520,8 @@ int main(int argc, char **argv)
 		t_apply = apply_to(&maps, doc, &t_install);
 		free(doc);
 		fprintf(stderr, "bench: %s applied in %.0f ms\n", sizes[z].label, t_apply * 1e3);
-		if (getenv("BENCH_PROFILE")) { /* one scenario, IPv4, for about 5 s: run perf meanwhile */
+		if (getenv("BENCH_PROFILE") && /* one scenario, IPv4, about 5 s: run perf meanwhile */
+		    (int)z == (getenv("BENCH_PROFILE_SIZE") ? atoi(getenv("BENCH_PROFILE_SIZE")) : 0)) {
 			size_t i = (size_t)atoi(getenv("BENCH_PROFILE")) % N_SCEN;
 			double t0 = now_s(), ns = 0;
 
