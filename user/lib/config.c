@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -94,21 +95,41 @@ static const char *show(const char *s, char out[SHOW_LEN])
 	return out;
 }
 
+/* Append to the JSON path, cut at its buffer: called for every element of
+ * the documents, so by hand rather than through snprintf. */
+static void path_append(struct ctx *c, const char *s, size_t n)
+{
+	size_t room = sizeof(c->path) - 1 - c->plen;
+
+	if (n > room)
+		n = room;
+	memcpy(c->path + c->plen, s, n);
+	c->plen += n;
+	c->path[c->plen] = '\0';
+}
+
 static size_t push_key(struct ctx *c, const char *key)
 {
 	size_t old = c->plen;
 
-	snprintf(c->path + old, sizeof(c->path) - old, "%s%s", old ? "." : "", key);
-	c->plen = old + strlen(c->path + old);
+	if (old)
+		path_append(c, ".", 1);
+	path_append(c, key, strlen(key));
 	return old;
 }
 
 static size_t push_idx(struct ctx *c, size_t i)
 {
+	char buf[24], *p = buf + sizeof(buf);
 	size_t old = c->plen;
 
-	snprintf(c->path + old, sizeof(c->path) - old, "[%zu]", i);
-	c->plen = old + strlen(c->path + old);
+	*--p = ']';
+	do {
+		*--p = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	*--p = '[';
+	path_append(c, p, (size_t)(buf + sizeof(buf) - p));
 	return old;
 }
 
@@ -1135,8 +1156,83 @@ static int parse_settings(struct ctx *c, const json_t *doc, struct epg_config *c
 	return 0;
 }
 
+/*
+ * A document's parse tree lives in an arena: millions of small objects that
+ * are allocated once, read once and dropped together. Through malloc their
+ * frees cost more than the parse (glibc consolidating its fast bins); here
+ * they cost nothing. jansson's allocator is process-wide: it is switched to
+ * the arena only while load_doc runs, and no other thread uses jansson.
+ */
+#define ARENA_CHUNK (64u << 10) /* below glibc's mmap threshold: freed pages stay for reuse */
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, size;
+	max_align_t data[];
+};
+
+static struct arena_chunk *arena;
+
+static void *arena_alloc(size_t n)
+{
+	struct arena_chunk *c = arena;
+
+	n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+	if (!c || c->size - c->used < n) {
+		size_t size = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+
+		c = malloc(sizeof(*c) + size);
+		if (!c)
+			return NULL;
+		c->size = size;
+		c->used = 0;
+		if (size == n && arena) { /* a big one: keep filling the current chunk */
+			c->next = arena->next;
+			arena->next = c;
+		} else {
+			c->next = arena;
+			arena = c;
+		}
+	}
+	c->used += n;
+	return (char *)c->data + c->used - n;
+}
+
+static void arena_free(void *p)
+{
+	(void)p; /* all at once, in arena_release */
+}
+
+static void arena_release(void)
+{
+	while (arena) {
+		struct arena_chunk *next = arena->next;
+
+		free(arena);
+		arena = next;
+	}
+}
+
+static int load_doc_tree(struct epg_config *cfg, const char *name, const char *buf,
+			 size_t len, struct epg_error *err);
+
 static int load_doc(struct epg_config *cfg, const char *name, const char *buf,
 		    size_t len, struct epg_error *err)
+{
+	json_malloc_t old_malloc;
+	json_free_t old_free;
+	int ret;
+
+	json_get_alloc_funcs(&old_malloc, &old_free);
+	json_set_alloc_funcs(arena_alloc, arena_free);
+	ret = load_doc_tree(cfg, name, buf, len, err);
+	json_set_alloc_funcs(old_malloc, old_free);
+	arena_release();
+	return ret;
+}
+
+static int load_doc_tree(struct epg_config *cfg, const char *name, const char *buf,
+			 size_t len, struct epg_error *err)
 {
 	struct ctx c = { .file = name, .err = err };
 	json_error_t jerr;
