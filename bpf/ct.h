@@ -96,6 +96,22 @@ static __always_inline int epg_ct_key_of(struct epg_ct_key *k, const struct epg_
 	}
 }
 
+/* A digest of a flow key, kept in its value (struct epg_ct_val.key_tag). */
+static __always_inline __u32 epg_ct_tag(const struct epg_ct_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0x811c9dc5u;
+
+	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
+		h = (h ^ w[i]) * 0x01000193u;
+	return h | 1; /* never 0 */
+}
+
+/* Stores ordered for other CPUs: a cache's generation is written after its
+ * contents (x86 keeps stores in order; this keeps the compiler from
+ * reordering them). */
+#define epg_store_barrier() asm volatile("" ::: "memory")
+
 /* The timeout set of an endpoint's interface; NULL means the defaults. */
 static __always_inline const struct epg_ct_timeouts *epg_ct_timeouts_of(__u32 gen,
 									 __u32 profile)
@@ -253,6 +269,7 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	v->cls[0] = *ep;
 	v->cls_gen[0] = cls_gen;
 	v->cls_dir[0] = (__u8)dir;
+	v->key_tag = epg_ct_tag(k);
 	rc = bpf_map_update_elem(&epg_ct, k, v, BPF_NOEXIST);
 	if (rc == -E2BIG || rc == -ENOMEM) {
 		epg_count_global(EPG_G_CT_EXCEEDED, bytes);

@@ -95,7 +95,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	const struct epg_meta *meta;
 	struct epg_ct_key ck = {};
 	struct epg_ct_val *flow = NULL;
-	__u32 zero = 0, gen = 0, dir = 0, sel, rule, acl, acl_gen, acl_slot, cls_gen;
+	__u32 zero = 0, gen = 0, dir = 0, sel, rule, acl, acl_gen, acl_slot, cls_gen, tag = 0;
 	int bit, tracked = 0, reason, acl_cached, cacheable, ori = 0, restart = 0, src_lo = 0;
 	int flowlog = 0, looked = 0, classified = 0;
 	const struct epg_pkt *p = pkt;
@@ -114,7 +114,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 
 	/* A tracked packet under the policy its flow last saw: the flow knows
 	 * how this orientation's packets are classified, no address lookup. */
-	cls_gen = meta ? (__u32)meta->generation + 1 : 1;
+	/* the policy generation as cache stamps hold it: never 0 (= none) */
+	cls_gen = meta ? (__u32)(meta->generation % 0xffffffffULL) + 1 : 1;
 	now = epg_now();
 	if (rc == EPG_PARSE_OK && p->frag == EPG_FRAG_NONE) {
 		tracked = epg_ct_key_of(&ck, p, &src_lo);
@@ -122,8 +123,9 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		if (tracked)
 			flow = epg_ct_lookup(&ck, now);
 		if (flow) {
+			tag = epg_ct_tag(&ck);
 			ori = src_lo != flow->init_lo;
-			if (flow->cls_gen[ori & 1] == cls_gen) {
+			if (flow->cls_gen[ori & 1] == cls_gen && flow->key_tag == tag) {
 				epv = flow->cls[ori & 1];
 				dir = flow->cls_dir[ori & 1] & 1;
 				ep = &epv;
@@ -224,14 +226,24 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 	if (flow) {
 		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, tmo);
-		if (acl_gen && !acl_cached) {
-			flow->acl_slot[ori] = acl_slot;
-			flow->acl_gen[ori] = acl_gen;
-		}
-		if (classified) {
-			flow->cls[ori & 1] = epv;
-			flow->cls_dir[ori & 1] = (__u8)dir;
-			flow->cls_gen[ori & 1] = cls_gen;
+		if (!tag)
+			tag = epg_ct_tag(&ck);
+		if (flow->key_tag == tag) { /* still this flow's element */
+			if (acl_gen && !acl_cached) {
+				flow->acl_gen[ori] = 0;
+				epg_store_barrier();
+				flow->acl_slot[ori] = acl_slot;
+				epg_store_barrier();
+				flow->acl_gen[ori] = acl_gen;
+			}
+			if (classified) {
+				flow->cls_gen[ori & 1] = 0;
+				epg_store_barrier();
+				flow->cls[ori & 1] = epv;
+				flow->cls_dir[ori & 1] = (__u8)dir;
+				epg_store_barrier();
+				flow->cls_gen[ori & 1] = cls_gen;
+			}
 		}
 	} else if (reason == EPG_R_RULE && tracked &&
 		   epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, bytes, now, tmo,

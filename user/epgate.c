@@ -214,6 +214,15 @@ static int cmd_detach(int argc, char **argv)
 		return fail(rc, &err);
 	}
 	for (size_t i = 0; i < s.n_ifaces; i++) {
+		size_t j = 0;
+
+		/* a deleted interface made again under its name: one detach
+		 * handles both entries */
+		while (j < i && strncmp(s.ifaces[j].info.name, s.ifaces[i].info.name,
+					sizeof(s.ifaces[i].info.name)))
+			j++;
+		if (j < i)
+			continue;
 		rc = epg_detach(&m, s.ifaces[i].info.name, &err);
 		if (rc)
 			ret = fail(rc, &err);

@@ -254,7 +254,10 @@ struct epg_ct_val {
 	struct epg_addr_val cls[2];
 	__u32 cls_gen[2];
 	__u8  cls_dir[2];
-	__u8  pad2[6];
+	__u8  pad2[2];
+	/* A digest of the key: caches are written only into the flow they
+	 * belong to (an element deleted meanwhile may hold another flow). */
+	__u32 key_tag;
 };
 
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */

@@ -108,3 +108,21 @@ epgate detach epg-lx >/dev/null 2>&1 && pass "detach of the deleted epg-lx succe
 [ ! -e "$EPG_PIN/links/xdp-$LX" ] && [ ! -e "$EPG_PIN/links/tc-$LX" ] && pass "its defunct links are unpinned" ||
 	fail "pins left: $(ls "$EPG_PIN/links")"
 [ -z "$(iface epg-lx)" ] && pass "and forgotten by status" || fail "status still lists epg-lx"
+
+# deleted and made again under the same name (a new ifindex): detach by name
+# still finds the old entry and unpins its defunct links
+ip -n "$NS_GW" link add epg-lx type veth peer name epg-ly && ip -n "$NS_GW" link set epg-lx up ||
+	abort "cannot create the veth pair again"
+LX=$(ifindex epg-lx)
+epgate attach epg-lx >/dev/null 2>&1 || fail "attach epg-lx again"
+ip -n "$NS_GW" link del epg-lx
+ip -n "$NS_GW" link add epg-lx type veth peer name epg-ly && ip -n "$NS_GW" link set epg-lx up ||
+	abort "cannot create the veth pair a third time"
+LX2=$(ifindex epg-lx)
+[ "$LX2" != "$LX" ] || fail "the kernel gave the new epg-lx the old ifindex $LX (cannot test)"
+out=$(epgate detach epg-lx 2>&1) && pass "detach epg-lx (made again, ifindex $LX -> $LX2) succeeds: $out" ||
+	fail "detach epg-lx made again: $out"
+[ ! -e "$EPG_PIN/links/xdp-$LX" ] && [ ! -e "$EPG_PIN/links/tc-$LX" ] &&
+	pass "the old interface's defunct links are unpinned" || fail "pins left: $(ls "$EPG_PIN/links")"
+[ -z "$(iface epg-lx)" ] && pass "status lists no epg-lx" || fail "status still lists epg-lx: $(iface epg-lx)"
+ip -n "$NS_GW" link del epg-lx

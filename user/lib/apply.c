@@ -691,7 +691,8 @@ static int write_set(struct epg_maps *m, struct registry *r,
 	while (r->next_free < EPG_MAX_SETS && r->present[r->next_free])
 		r->next_free++;
 	if (r->next_free == EPG_MAX_SETS)
-		return -E2BIG;
+		return set_err(err, -E2BIG, "more than %d rulesets and network ACLs stored under %s (this build's limit)",
+			       EPG_MAX_SETS - 1, m->pin_dir);
 	id = r->next_free;
 	v.complete = 0;
 	if (bpf_map_update_elem(m->sets, &id, &v, BPF_ANY))
@@ -964,7 +965,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	for (size_t i = 0; !rc && i < a.n[next ^ 1]; i++) /* what the active generation uses */
 		mark_used(&reg, &a.gen[next ^ 1][i].v, next ^ 1);
 	if (!rc)
-		rc = maybe_collect(m, &reg);
+		maybe_collect(m, &reg); /* optional: a set that does not fit collects again */
 	if (rc) {
 		set_err(err, rc, "cannot read the stored policy under %s: %s", m->pin_dir,
 			strerror(-rc));
@@ -998,9 +999,6 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	for (size_t i = 0; i < plan->n_acls && !rc; i++)
 		rc = place_set(m, &reg, plan->acls[i].dir, EPG_RULE_ACL, &s, next,
 			       &acl_set[i], err);
-	if (rc == -E2BIG)
-		set_err(err, rc, "more than %d rulesets and network ACLs stored under %s (this build's limit)",
-			EPG_MAX_SETS - 1, m->pin_dir);
 
 	/* 4. The next generation's addresses and timeout sets: what differs. */
 	if (!rc && (rc = sync_profiles(m, plan, next)))

@@ -258,6 +258,37 @@ static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
 	return bpf_map_update_elem(m->ifaces, &ifindex, &info, BPF_ANY) ? -errno : 0;
 }
 
+/* Forget the interfaces of ours that no longer exist (deleted, perhaps
+ * recreated under the same name with another ifindex): unpin their defunct
+ * links and drop their entries. name: only those of that name; NULL: all.
+ * Returns how many. */
+static int forget_gone(struct epg_maps *m, const char *name)
+{
+	uint32_t keys[EPG_MAX_IFACES], key, next, *prev = NULL;
+	size_t n = 0;
+	int gone = 0;
+
+	while (n < EPG_MAX_IFACES && !bpf_map_get_next_key(m->ifaces, prev, &next)) {
+		keys[n++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char cur[IF_NAMESIZE];
+		struct epg_iface_info info;
+
+		if (bpf_map_lookup_elem(m->ifaces, &keys[i], &info) ||
+		    (name && strncmp(info.name, name, sizeof(info.name))) ||
+		    if_indextoname(keys[i], cur))
+			continue;
+		link_drop(m, "xdp", keys[i]);
+		link_drop(m, "tc", keys[i]);
+		bpf_map_delete_elem(m->ifaces, &keys[i]);
+		gone++;
+	}
+	return gone;
+}
+
 /* libxdp's dispatcher is known to be unavailable: an interface of ours runs
  * through a link, which only happens after libxdp fell back. */
 static bool dispatcher_unavailable(struct epg_maps *m)
@@ -348,6 +379,7 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 	if (!ifindex)
 		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace (see ip link)",
 			       ifname);
+	forget_gone(m, NULL);
 	if (!bpf_map_lookup_elem(m->ifaces, &ifindex, &info) && attached_prog_id(ifindex, &info))
 		return set_err(err, -EEXIST, "%s: epgate is already attached (program %u, %s mode); detach it first to change the mode",
 			       ifname, info.prog_id, info.mode == EPG_MODE_SKB ? "skb" : "native");
@@ -450,31 +482,23 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 	uint32_t ifindex = if_nametoindex(ifname);
 	struct epg_iface_info info;
 	struct xdp_program *prog;
-	int rc = 0;
+	int rc = 0, forgot;
 
+	/* an interface of that name deleted (perhaps made again): the kernel
+	 * detached with it; its links stay pinned, defunct, until removed */
+	forgot = forget_gone(m, ifname);
 	if (!ifindex) {
-		/* the interface is gone, and the kernel detached with it: links
-		 * stay pinned (defunct) until removed */
-		uint32_t key, next, *prev = NULL;
-
-		while (!bpf_map_get_next_key(m->ifaces, prev, &next)) {
-			key = next;
-			prev = &key;
-			if (!bpf_map_lookup_elem(m->ifaces, &key, &info) &&
-			    !strncmp(info.name, ifname, sizeof(info.name)) &&
-			    !if_indextoname(key, (char[IF_NAMESIZE]){ 0 })) {
-				link_drop(m, "xdp", key);
-				link_drop(m, "tc", key);
-				bpf_map_delete_elem(m->ifaces, &key);
-				return 0;
-			}
-		}
+		if (forgot)
+			return 0;
 		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace",
 			       ifname);
 	}
-	if (bpf_map_lookup_elem(m->ifaces, &ifindex, &info))
+	if (bpf_map_lookup_elem(m->ifaces, &ifindex, &info)) {
+		if (forgot)
+			return 0;
 		return set_err(err, -ENOENT, "%s: epgate is not attached here (epgate status lists where it is)",
 			       ifname);
+	}
 	libxdp_bpffs(m->pin_dir);
 	if (info.xdp_method == EPG_XDP_LINK) {
 		rc = link_drop(m, "xdp", ifindex);

@@ -418,16 +418,18 @@ int epg_map_del_many(int fd, const void *keys, size_t n, size_t key_size)
 		if (batch) {
 			int r = bpf_map_delete_batch(fd, k + i * key_size, &count, &opts);
 
-			i += count; /* deleted before any failure */
-			if (!r)
-				continue;
-			if (errno == ENOENT) {
-				i++; /* absent already: skip it */
+			if (r && errno != ENOENT) {
+				/* count is not reliable here (the kernel leaves it
+				 * untouched without batch support): redo the chunk
+				 * one by one, where absent keys are no error */
+				if (!no_batch(errno))
+					return -errno;
+				batch = false;
 				continue;
 			}
-			if (!no_batch(errno))
-				return -errno;
-			batch = false;
+			i += count; /* deleted before any failure */
+			if (r)
+				i++; /* ENOENT: absent already, skip it */
 			continue;
 		}
 		if (bpf_map_delete_elem(fd, k + i * key_size) && errno != ENOENT)
