@@ -167,6 +167,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_ct_prof SEC(".maps");
 
+/* Rule slot -> identity of its rule (see abi.h): userspace bookkeeping. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EPG_MAX_RULE_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_rule_keys SEC(".maps");
+
 /* What each stored policy set is: userspace bookkeeping, never read per
  * packet (see struct epg_set_info). */
 struct {

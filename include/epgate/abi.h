@@ -338,6 +338,11 @@ struct epg_rule_info {
 	__u32 kind;                    /* enum epg_rule_kind */
 };
 
+/* epg_rule_keys[rule_slot]: the identity of the rule a counter slot counts,
+ * a 64-bit digest of its struct epg_rule_info (0: the slot is free).
+ * Userspace only: an apply matches its rules to their slots from this 2 MiB
+ * array instead of reading every rule's name back. */
+
 /* epg_ifaces[ifindex]: where the datapath is attached. Userspace only. */
 /* Fragmented datagrams: the verdict on the first fragment (which carries the
  * ports), followed by the later ones for EPG_FRAG_TIMEOUT_S. */

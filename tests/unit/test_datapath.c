@@ -986,7 +986,21 @@ static void incremental_tests(void)
 	      s1.sets, s1.peer4, s1.svc, s1.bits, s1.addrs);
 
 	/* one rule changed: only that ruleset's set is new */
+	int slot80 = rule_slot("sg-c|tcp 80 from 0.0.0.0/0"), slot443 = rule_slot("sg-a|tcp 443 from 198.18.0.0/16");
 	CHECK_EQ(apply_json(changed), 0, "apply the policy with tcp 444 for tcp 443");
+	CHECK(slot80 >= 0 && rule_slot("sg-c|tcp 80 from 0.0.0.0/0") == slot80,
+	      "an unchanged rule keeps its counter slot (%d)", slot80);
+	CHECK(slot443 >= 0 && rule_slot("sg-a|tcp 443 from 198.18.0.0/16") < 0 &&
+	      rule_slot("sg-a|tcp 444 from 198.18.0.0/16") >= 0,
+	      "the removed rule's name is gone, the new one named");
+	{
+		size_t used = 0;
+		uint64_t key;
+
+		for (uint32_t i = 0; i < EPG_MAX_RULE_SLOTS; i++)
+			used += !bpf_map_lookup_elem(maps.rule_keys, &i, &key) && key;
+		CHECK_EQ(used, names.n_rules, "one rule identity per named rule slot");
+	}
 	a2 = addr_val(A4);
 	CHECK(a2.ruleset != a0.ruleset, "the changed ruleset is a new set");
 	CHECK(addr_val(B4).ruleset == b0.ruleset && addr_val("198.18.50.1").ruleset == c0.ruleset &&

@@ -85,19 +85,14 @@ static void table_add(struct slot_table *t, uint64_t h, uint32_t slot)
 	t->v[b] = slot + 1;
 }
 
-static uint64_t rule_hash(const char *rule_id, const char *group, uint32_t dir)
-{
-	return str_hash(str_hash(0xcbf29ce484222325ull ^ dir, rule_id), group);
-}
-
 struct slots {
 	uint32_t *ep_slot;   /* plan endpoint -> slot */
 	uint32_t *rule_slot; /* plan rule -> slot */
 	uint8_t *ep_keep;    /* slot -> used by the new plan */
 	uint8_t *rule_keep;
 	struct epg_ep_info *ep_old;     /* slot -> stored name */
-	struct epg_rule_info *rule_old; /* stored rule names, ... */
-	uint32_t *rule_old_ix;          /* ... slot -> index + 1 into rule_old */
+	uint64_t *rule_key_old;         /* slot -> stored rule identity, 0 free */
+	uint64_t *rule_key;             /* plan rule -> its identity */
 	uint32_t *new_ep_slots;         /* slots to zero */
 	size_t n_new_ep_slots;
 	uint32_t *new_rule_slots;
@@ -111,8 +106,8 @@ static void slots_free(struct slots *s)
 	free(s->ep_keep);
 	free(s->rule_keep);
 	free(s->ep_old);
-	free(s->rule_old);
-	free(s->rule_old_ix);
+	free(s->rule_key_old);
+	free(s->rule_key);
 	free(s->new_ep_slots);
 	free(s->new_rule_slots);
 }
@@ -160,51 +155,58 @@ static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 	return rc;
 }
 
+/* What epg_rule_info holds for a rule of the plan. */
+static void rule_info_of(const struct epg_rule_plan *rp, struct epg_rule_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->dir = rp->dir;
+	info->kind = rp->kind;
+	copy_str(info->group_id, sizeof(info->group_id), rp->group_id);
+	copy_str(info->rule_id, sizeof(info->rule_id), rp->rule_id);
+	copy_str(info->desc, sizeof(info->desc), rp->desc);
+}
+
+static uint64_t rule_identity(const struct epg_rule_info *info);
+
+/* A rule keeps the slot of the same identity, so its counters continue; a
+ * new one takes a free slot. */
 static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 			     struct slots *s)
 {
-	uint32_t *keys = NULL, next_free = 0;
 	struct slot_table t = { 0 };
-	size_t n = 0;
+	uint32_t next_free = 0;
 	int rc;
 
-	rc = epg_map_read_all(m->rule_info, sizeof(*keys), sizeof(*s->rule_old),
-			      (void **)&keys, (void **)&s->rule_old, &n);
+	rc = epg_read_array(m->rule_keys, EPG_MAX_RULE_SLOTS, sizeof(uint64_t), s->rule_key_old);
 	if (rc)
 		return rc;
 	s->new_rule_slots = calloc(plan->n_rules ? plan->n_rules : 1, sizeof(uint32_t));
-	if (!s->new_rule_slots || table_init(&t, n)) {
+	s->rule_key = calloc(plan->n_rules ? plan->n_rules : 1, sizeof(uint64_t));
+	if (!s->new_rule_slots || !s->rule_key || table_init(&t, plan->n_rules)) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct epg_rule_info *info = &s->rule_old[i];
-
-		if (keys[i] >= EPG_MAX_RULE_SLOTS)
-			continue;
-		s->rule_old_ix[keys[i]] = (uint32_t)i + 1;
-		table_add(&t, rule_hash(info->rule_id, info->group_id, info->dir), keys[i]);
-	}
+	for (uint32_t i = 0; i < EPG_MAX_RULE_SLOTS; i++)
+		if (s->rule_key_old[i])
+			table_add(&t, s->rule_key_old[i], i);
 	for (size_t r = 0; r < plan->n_rules; r++) {
-		const struct epg_rule_plan *rp = &plan->rules[r];
-		char rid[sizeof(s->rule_old->rule_id)], group[sizeof(s->rule_old->group_id)];
+		struct epg_rule_info info;
 		uint32_t slot = EPG_MAX_RULE_SLOTS;
+		uint64_t key;
 
-		copy_str(rid, sizeof(rid), rp->rule_id);
-		copy_str(group, sizeof(group), rp->group_id);
-		for (size_t b = rule_hash(rid, group, rp->dir) & t.mask; t.v[b]; b = (b + 1) & t.mask) {
+		rule_info_of(&plan->rules[r], &info);
+		key = s->rule_key[r] = rule_identity(&info);
+		for (size_t b = key & t.mask; t.v[b]; b = (b + 1) & t.mask) {
 			uint32_t cand = t.v[b] - 1;
-			const struct epg_rule_info *o = &s->rule_old[s->rule_old_ix[cand] - 1];
 
-			if (!s->rule_keep[cand] && o->dir == rp->dir && !strcmp(o->rule_id, rid) &&
-			    !strcmp(o->group_id, group)) {
+			if (s->rule_key_old[cand] == key && !s->rule_keep[cand]) {
 				slot = cand;
 				break;
 			}
 		}
 		if (slot == EPG_MAX_RULE_SLOTS) {
 			while (next_free < EPG_MAX_RULE_SLOTS &&
-			       (s->rule_old_ix[next_free] || s->rule_keep[next_free]))
+			       (s->rule_key_old[next_free] || s->rule_keep[next_free]))
 				next_free++;
 			if (next_free == EPG_MAX_RULE_SLOTS) {
 				rc = -E2BIG;
@@ -217,7 +219,6 @@ static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 		s->rule_keep[slot] = 1;
 	}
 out:
-	free(keys);
 	free(t.v);
 	return rc;
 }
@@ -296,40 +297,59 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 			continue;
 		rc = put(m->ep_info, &s->ep_slot[e], &info, "epg_ep_info", err);
 	}
-	for (size_t r = 0; r < plan->n_rules && !rc; r++) {
-		const struct epg_rule_plan *rp = &plan->rules[r];
-		uint32_t old = s->rule_old_ix[s->rule_slot[r]];
-		struct epg_rule_info info;
+	/* rules: only those that take a new slot (a kept slot's name is its
+	 * identity's); the name before the identity, which marks it in use */
+	if (!rc && s->n_new_rule_slots) {
+		size_t n = s->n_new_rule_slots;
+		struct epg_rule_info *infos = calloc(n, sizeof(*infos));
+		uint64_t *keys = calloc(n, sizeof(*keys));
+		uint32_t *slots = calloc(n, sizeof(*slots));
+		size_t k = 0;
 
-		memset(&info, 0, sizeof(info));
-		info.dir = rp->dir;
-		info.kind = rp->kind;
-		copy_str(info.group_id, sizeof(info.group_id), rp->group_id);
-		copy_str(info.rule_id, sizeof(info.rule_id), rp->rule_id);
-		copy_str(info.desc, sizeof(info.desc), rp->desc);
-		if (old && !memcmp(&info, &s->rule_old[old - 1], sizeof(info)))
-			continue;
-		rc = put(m->rule_info, &s->rule_slot[r], &info, "epg_rule_info", err);
+		if (!infos || !keys || !slots)
+			rc = set_err(err, -ENOMEM, "out of memory");
+		for (size_t r = 0; !rc && r < plan->n_rules; r++) {
+			uint32_t slot = s->rule_slot[r];
+
+			if (s->rule_key_old[slot] == s->rule_key[r])
+				continue;
+			rule_info_of(&plan->rules[r], &infos[k]);
+			keys[k] = s->rule_key[r];
+			slots[k++] = slot;
+		}
+		if (!rc && (rc = epg_map_put_many(m->rule_info, slots, infos, k, sizeof(*slots),
+						  sizeof(*infos))))
+			full_err(err, rc, "epg_rule_info");
+		if (!rc && (rc = epg_map_put_many(m->rule_keys, slots, keys, k, sizeof(*slots),
+						  sizeof(*keys))))
+			full_err(err, rc, "epg_rule_keys");
+		free(infos);
+		free(keys);
+		free(slots);
 	}
 	return rc;
 }
 
-/* Names of endpoints and rules that the new generation no longer has. */
+/* Names of endpoints and rules that the new generation no longer has: a
+ * rule's identity goes first (its slot is free from then on), then its name. */
 static void release_names(struct epg_maps *m, const struct slots *s)
 {
 	struct epg_ep_info none = { 0 };
 	uint32_t *gone = calloc(EPG_MAX_RULE_SLOTS, sizeof(*gone));
+	uint64_t *zeros = calloc(EPG_MAX_RULE_SLOTS, sizeof(*zeros));
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++)
 		if (!s->ep_keep[i] && s->ep_old[i].in_use)
 			bpf_map_update_elem(m->ep_info, &i, &none, BPF_ANY);
 	for (uint32_t i = 0; gone && i < EPG_MAX_RULE_SLOTS; i++)
-		if (s->rule_old_ix[i] && !s->rule_keep[i])
+		if (s->rule_key_old[i] && !s->rule_keep[i])
 			gone[n++] = i;
-	if (gone)
+	if (gone && zeros && !epg_map_put_many(m->rule_keys, gone, zeros, n, sizeof(*gone),
+					       sizeof(*zeros)))
 		epg_map_del_many(m->rule_info, gone, n, sizeof(*gone));
 	free(gone);
+	free(zeros);
 }
 
 /* ---- policy sets ---------------------------------------------------------- */
@@ -365,6 +385,15 @@ static void dg_bytes(struct digest *d, const void *p, size_t n)
 		memcpy(&w, c, n);
 		dg_word(d, w ^ ((uint64_t)n << 56));
 	}
+}
+
+static uint64_t rule_identity(const struct epg_rule_info *info)
+{
+	struct digest d = { 0x243f6a8885a308d3ull, 0x13198a2e03707344ull };
+
+	dg_bytes(&d, info, sizeof(*info));
+	d.a ^= rotl64(d.b, 29) * 0xff51afd7ed558ccdull;
+	return d.a ? d.a : 1; /* 0 marks a free slot */
 }
 
 static void dg_lpm(struct digest *d, const struct epg_lpm_set *set)
@@ -930,9 +959,9 @@ static int alloc_slots(struct slots *s, const struct epg_plan *plan)
 	s->rule_keep = calloc(EPG_MAX_RULE_SLOTS, 1);
 	s->ep_old = calloc(EPG_MAX_ENDPOINTS, sizeof(*s->ep_old));
 	s->new_ep_slots = calloc(plan->n_eps + 1, sizeof(*s->new_ep_slots));
-	s->rule_old_ix = calloc(EPG_MAX_RULE_SLOTS, sizeof(*s->rule_old_ix));
+	s->rule_key_old = calloc(EPG_MAX_RULE_SLOTS, sizeof(*s->rule_key_old));
 	return s->ep_slot && s->rule_slot && s->ep_keep && s->rule_keep && s->ep_old &&
-	       s->new_ep_slots && s->rule_old_ix ? 0 : -ENOMEM;
+	       s->new_ep_slots && s->rule_key_old ? 0 : -ENOMEM;
 }
 
 int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,

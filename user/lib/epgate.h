@@ -19,7 +19,7 @@
 struct epg_maps {
 	int meta, addr, peer4, peer6, svc, rule_bits;
 	int ep_stats, rule_stats, global, ep_info, rule_info, ifaces;
-	int ct, ct_prof, rej, frag, filter, sets;
+	int ct, ct_prof, rej, frag, filter, sets, rule_keys;
 	int lock_fd; /* the pin directory, flock()ed while held */
 	char pin_dir[256];
 };

@@ -79,6 +79,7 @@ static const struct {
 	{ "epg_frag", offsetof(struct epg_maps, frag) },
 	{ "epg_filter", offsetof(struct epg_maps, filter) },
 	{ "epg_sets", offsetof(struct epg_maps, sets) },
+	{ "epg_rule_keys", offsetof(struct epg_maps, rule_keys) },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
