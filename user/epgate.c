@@ -438,12 +438,16 @@ static int cmd_status(int argc, char **argv)
 		json_object_set_new(j, "interfaces", ifs);
 		json_object_set_new(j, "endpoints", eps);
 		json_object_set_new(j, "rules", json_integer((json_int_t)s.n_rules));
+		json_object_set_new(j, "rule_sets_stored", json_integer((json_int_t)s.n_sets));
+		json_object_set_new(j, "rule_sets_in_use", json_integer((json_int_t)s.n_sets_used));
 		epg_snapshot_free(&s);
 		return print_json(j);
 	}
 	printf("pin directory: %s (ABI %u)\n", epg_pin_dir(pin_arg), s.meta.abi_version);
 	printf("policy: generation %llu, applied %s, %zu rules\n",
 	       (unsigned long long)s.meta.generation, when, s.n_rules);
+	printf("rule sets: %zu stored, %zu in use (the rest are kept for reuse until collected)\n",
+	       s.n_sets, s.n_sets_used);
 	printf("interfaces:%s\n", s.n_ifaces ? "" : " none (epgate attach IFACE)");
 	for (size_t i = 0; i < s.n_ifaces; i++) {
 		const struct epg_iface_info *f = &s.ifaces[i].info;
@@ -1034,8 +1038,8 @@ static const struct cmd cmds[] = {
 	  "changes nothing.\n"
 	  "  --check  validate and compile only; touch nothing (no root needed)\n" },
 	{ "status", cmd_status, "[--json]",
-	  "Show the pin directory, policy generation, interfaces (mode, program,\n"
-	  "whether libxdp's dispatcher is in use) and endpoints.\n" },
+	  "Show the pin directory, policy generation, rule sets (stored, in use),\n"
+	  "interfaces (mode, program, how attached) and endpoints.\n" },
 	{ "stats", cmd_stats, "[--json] [--rules]",
 	  "Show packets and bytes per endpoint, direction, action and reason,\n"
 	  "and with --rules the hits of every security-group rule (counted when a\n"

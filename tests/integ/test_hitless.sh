@@ -56,6 +56,12 @@ s1=$(snap)
 g1=$(gen)
 [ "$fails" -eq 0 ] && [ "$applied" -eq "$N" ] && pass "$N applies alternating two policies, in $((SECONDS - t0)) s" ||
 	fail "$applied of $N applies ran, $fails failed"
+st=$(epgate status --json 2>/dev/null)
+stored=$(jq -r '.rule_sets_stored // "?"' <<<"$st")
+inuse=$(jq -r '.rule_sets_in_use // "?"' <<<"$st")
+cmp_n "$inuse" -ge 1 && cmp_n "$stored" -le $((2 * ${inuse/\?/0} + 2)) &&
+	pass "after $N applies, $stored rule sets stored for $inuse in use: replaced ones are collected or reused" ||
+	fail "after $N applies: $stored rule sets stored, $inuse in use"
 [ "$(d "$g1" "$g0")" = "$N" ] && pass "the generation advanced once per apply ($g0 -> $g1)" ||
 	fail "generation $g0 -> $g1, expected +$N"
 acc=$(d "$(ctr "$s1" ingress accept '*')" "$(ctr "$s0" ingress accept '*')")

@@ -89,6 +89,8 @@ struct epg_snapshot {
 	size_t n_rules;
 	struct epg_iface_snapshot *ifaces;
 	size_t n_ifaces;
+	size_t n_sets;      /* rule sets stored (epg_sets) */
+	size_t n_sets_used; /* of those, the ones the active generation points at */
 };
 
 int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_error *err);

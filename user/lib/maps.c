@@ -571,6 +571,10 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 	if (!rc)
 		rc = epg_map_read_all(m->addr, sizeof(*akeys), sizeof(*avals), (void **)&akeys,
 				      (void **)&avals, &n_addr);
+	uint8_t *used = rc ? NULL : calloc(EPG_MAX_SETS, 1);
+
+	if (!rc && !used)
+		rc = -ENOMEM;
 	for (size_t i = 0; !rc && i < n_addr; i++) {
 		const struct epg_addr_val *v = &avals[i];
 
@@ -578,9 +582,25 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 			continue;
 		if (v->ep_slot < EPG_MAX_ENDPOINTS && by_slot[v->ep_slot])
 			rc = add_addr_text(&s->eps[by_slot[v->ep_slot] - 1], &akeys[i]);
+		if (v->ruleset < EPG_MAX_SETS)
+			used[v->ruleset] = 1;
+		if (v->acl < EPG_MAX_SETS)
+			used[v->acl] = 1;
 	}
 	free(akeys);
 	free(avals);
+	/* how many rule sets are stored, and how many are in use */
+	uint32_t *skeys = NULL;
+	struct epg_set_info *svals = NULL;
+
+	if (!rc)
+		rc = epg_map_read_all(m->sets, sizeof(*skeys), sizeof(*svals), (void **)&skeys,
+				      (void **)&svals, &s->n_sets);
+	for (size_t i = 0; !rc && i < s->n_sets; i++)
+		s->n_sets_used += skeys[i] < EPG_MAX_SETS && skeys[i] && used[skeys[i]];
+	free(skeys);
+	free(svals);
+	free(used);
 	free(by_slot);
 	void *rc_buf = rc ? NULL : read_percpu_array(m->rule_stats, EPG_MAX_RULE_SLOTS,
 						     sizeof(struct epg_counter), &stride, &ncpu);
