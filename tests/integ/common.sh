@@ -10,6 +10,8 @@
 #   pass MSG / fail MSG [DETAIL...] / abort MSG [DETAIL...]
 #   skip MSG                   a check that does not apply here (never a pass)
 #   epg_require TOOL...        abort unless root, every TOOL found and $EPGATE built
+#   epg_attach_gw [OPTION...]  epgate attach every GW_IFACES interface (with
+#                              the attach OPTIONs), abort on the first failure
 #   snap                       all counters (stats --json --rules), "" on failure
 #   ctr SNAP DIR ACTION REASON [packets|bytes]   a counter of $EP_ID ("*": any reason)
 #   ctr_of EP SNAP DIR ACTION REASON [packets|bytes]   the same for endpoint EP
@@ -77,6 +79,13 @@ epg_require() {
 		command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it)"
 	done
 	[ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
+}
+
+epg_attach_gw() {
+	local ifc out
+	for ifc in "${GW_IFACES[@]}"; do
+		out=$(epgate attach "$ifc" "$@" 2>&1) || abort "attach $ifc $*" "$out"
+	done
 }
 
 epg_test_begin() {

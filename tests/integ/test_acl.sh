@@ -123,9 +123,7 @@ delta() {
 epg_topo_up || abort "topology: namespaces, veths and addresses for run $EPG_RUN_ID"
 epg_addr "$NS_EP" to-gw "$EP2_V4/24" "$EP2_V6/64" || abort "topology: ep2's addresses on ep"
 pass "topology up: namespaces ${EPG_ALL_NS[*]}, ep1 and ep2 addresses on ep"
-for ifc in "${GW_IFACES[@]}"; do
-	out=$(epgate attach "$ifc" --mode native 2>&1) || abort "attach $ifc --mode native" "$out"
-done
+epg_attach_gw --mode native
 pass "attached to ${GW_IFACES[*]} (native XDP, tc egress)"
 apply_acl base
 

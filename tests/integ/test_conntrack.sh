@@ -120,9 +120,7 @@ local_side() { # NS PORT
 
 epg_topo_up || abort "topology: namespaces, veths and addresses for run $EPG_RUN_ID"
 pass "topology up: namespaces ${EPG_ALL_NS[*]}, bpffs on $EPG_BPFFS"
-for ifc in "${GW_IFACES[@]}"; do
-	out=$(epgate attach "$ifc" --mode native 2>&1) || abort "attach $ifc --mode native" "$out"
-done
+epg_attach_gw --mode native
 pass "attached to ${GW_IFACES[*]} (native XDP, tc egress)"
 apply_sg base
 

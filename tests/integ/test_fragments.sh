@@ -235,9 +235,7 @@ for l in "$NS_GW gw-cl1" "$NS_GW gw-cl2" "$NS_GW gw-ep" "$NS_CL1 to-gw" "$NS_CL2
 done
 [ "$ok" = 1 ] || abort "set MTU $MTU on both ends of every link"
 pass "topology up: namespaces ${EPG_ALL_NS[*]}, every link MTU $MTU"
-for ifc in "${GW_IFACES[@]}"; do
-	out=$(epgate attach "$ifc" --mode native 2>&1) || abort "attach $ifc --mode native" "$out"
-done
+epg_attach_gw --mode native
 out=$(epgate apply "$FIX"/*.json 2>&1) || abort "apply the fixtures" "$out"
 pass "attached to ${GW_IFACES[*]} (native XDP), fixtures applied ($out)"
 

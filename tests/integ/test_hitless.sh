@@ -19,9 +19,7 @@ EP_ID=$(jq -er '.VpcEndpoints[0].VpcEndpointId' "$FIX/vpc-endpoints.json") ||
 	abort "prerequisites: no endpoint id in $FIX"
 
 epg_topo_up || abort "cannot build the namespace topology"
-for ifc in "${GW_IFACES[@]}"; do
-	epgate attach "$ifc" >/dev/null 2>&1 || abort "attach $ifc"
-done
+epg_attach_gw
 A=("$FIX/vpc-endpoints.json" "$FIX/network-interfaces.json" "$FIX/security-groups.json")
 jq '.SecurityGroups[0].IpPermissions += [{"IpProtocol": "tcp", "FromPort": 9, "ToPort": 9,
 	"IpRanges": [{"CidrIp": "198.19.99.0/24"}]}]' "$FIX/security-groups.json" >"$WORK/sg-b.json" ||

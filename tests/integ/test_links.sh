@@ -21,9 +21,7 @@ EP_ID=$(jq -er '.VpcEndpoints[0].VpcEndpointId' "$FIX/vpc-endpoints.json") ||
 	abort "prerequisites: no endpoint id in $FIX"
 
 epg_topo_up || abort "cannot build the namespace topology"
-for ifc in "${GW_IFACES[@]}"; do
-	epgate attach "$ifc" >/dev/null 2>&1 || abort "attach $ifc"
-done
+epg_attach_gw
 epgate apply "$FIX/vpc-endpoints.json" "$FIX/network-interfaces.json" "$FIX/security-groups.json" \
 	>/dev/null 2>&1 || abort "apply the policy"
 

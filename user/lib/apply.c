@@ -112,6 +112,26 @@ static void slots_free(struct slots *s)
 	free(s->new_rule_slots);
 }
 
+static bool ep_slot_used(const struct slots *s, uint32_t i)
+{
+	return s->ep_old[i].in_use;
+}
+
+static bool rule_slot_used(const struct slots *s, uint32_t i)
+{
+	return s->rule_key_old[i] != 0;
+}
+
+/* The lowest slot from *next on that was free before this apply and is not
+ * taken by it (keep), or max. */
+static uint32_t free_slot(const struct slots *s, uint32_t *next, uint32_t max,
+			  const uint8_t *keep, bool (*used)(const struct slots *, uint32_t))
+{
+	while (*next < max && (used(s, *next) || keep[*next]))
+		(*next)++;
+	return *next;
+}
+
 static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 			   struct slots *s)
 {
@@ -138,14 +158,11 @@ static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 				break;
 			}
 		if (slot == EPG_MAX_ENDPOINTS) {
-			while (next_free < EPG_MAX_ENDPOINTS &&
-			       (s->ep_old[next_free].in_use || s->ep_keep[next_free]))
-				next_free++;
-			if (next_free == EPG_MAX_ENDPOINTS) {
+			slot = free_slot(s, &next_free, EPG_MAX_ENDPOINTS, s->ep_keep, ep_slot_used);
+			if (slot == EPG_MAX_ENDPOINTS) {
 				rc = -E2BIG;
 				break;
 			}
-			slot = next_free;
 			s->new_ep_slots[s->n_new_ep_slots++] = slot;
 		}
 		s->ep_slot[e] = slot;
@@ -205,14 +222,11 @@ static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 			}
 		}
 		if (slot == EPG_MAX_RULE_SLOTS) {
-			while (next_free < EPG_MAX_RULE_SLOTS &&
-			       (s->rule_key_old[next_free] || s->rule_keep[next_free]))
-				next_free++;
-			if (next_free == EPG_MAX_RULE_SLOTS) {
+			slot = free_slot(s, &next_free, EPG_MAX_RULE_SLOTS, s->rule_keep, rule_slot_used);
+			if (slot == EPG_MAX_RULE_SLOTS) {
 				rc = -E2BIG;
 				break;
 			}
-			slot = next_free;
 			s->new_rule_slots[s->n_new_rule_slots++] = slot;
 		}
 		s->rule_slot[r] = slot;
@@ -387,12 +401,19 @@ static void dg_bytes(struct digest *d, const void *p, size_t n)
 	}
 }
 
+/* Mix the two lanes into each other: the digest's final 128 bits. */
+static void dg_final(struct digest *d)
+{
+	d->a ^= rotl64(d->b, 29) * 0xff51afd7ed558ccdull;
+	d->b ^= rotl64(d->a, 33) * 0xc4ceb9fe1a85ec53ull;
+}
+
 static uint64_t rule_identity(const struct epg_rule_info *info)
 {
 	struct digest d = { 0x243f6a8885a308d3ull, 0x13198a2e03707344ull };
 
 	dg_bytes(&d, info, sizeof(*info));
-	d.a ^= rotl64(d.b, 29) * 0xff51afd7ed558ccdull;
+	dg_final(&d);
 	return d.a ? d.a : 1; /* 0 marks a free slot */
 }
 
@@ -435,8 +456,7 @@ static void set_describe(const struct epg_dir_plan dir[EPG_DIR_MAX], uint32_t ki
 		dg_lpm(&d, &dp->peer4);
 		dg_lpm(&d, &dp->peer6);
 	}
-	d.a ^= rotl64(d.b, 29) * 0xff51afd7ed558ccdull;
-	d.b ^= rotl64(d.a, 33) * 0xc4ceb9fe1a85ec53ull;
+	dg_final(&d);
 	info->digest[0] = d.a;
 	info->digest[1] = d.b;
 }

@@ -27,6 +27,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 #include "epgate.h"
+#include "mapio.h"
 #include "epgate.skel.h"
 
 #define set_err epg_set_err
@@ -258,34 +259,48 @@ static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
 	return bpf_map_update_elem(m->ifaces, &ifindex, &info, BPF_ANY) ? -errno : 0;
 }
 
+/* Every attachment recorded in epg_ifaces: keys[i] is the ifindex of info[i]. */
+struct ifaces {
+	uint32_t *keys;
+	struct epg_iface_info *info;
+	size_t n;
+};
+
+static int ifaces_read(struct epg_maps *m, struct ifaces *f)
+{
+	return epg_map_read_all(m->ifaces, sizeof(*f->keys), sizeof(*f->info),
+				(void **)&f->keys, (void **)&f->info, &f->n);
+}
+
+static void ifaces_free(struct ifaces *f)
+{
+	free(f->keys);
+	free(f->info);
+}
+
 /* Forget the interfaces of ours that no longer exist (deleted, perhaps
  * recreated under the same name with another ifindex): unpin their defunct
  * links and drop their entries. name: only those of that name; NULL: all.
  * Returns how many. */
 static int forget_gone(struct epg_maps *m, const char *name)
 {
-	uint32_t keys[EPG_MAX_IFACES], key, next, *prev = NULL;
-	size_t n = 0;
+	struct ifaces f;
 	int gone = 0;
 
-	while (n < EPG_MAX_IFACES && !bpf_map_get_next_key(m->ifaces, prev, &next)) {
-		keys[n++] = next;
-		key = next;
-		prev = &key;
-	}
-	for (size_t i = 0; i < n; i++) {
+	if (ifaces_read(m, &f))
+		return 0;
+	for (size_t i = 0; i < f.n; i++) {
 		char cur[IF_NAMESIZE];
-		struct epg_iface_info info;
 
-		if (bpf_map_lookup_elem(m->ifaces, &keys[i], &info) ||
-		    (name && strncmp(info.name, name, sizeof(info.name))) ||
-		    if_indextoname(keys[i], cur))
+		if ((name && strncmp(f.info[i].name, name, sizeof(f.info[i].name))) ||
+		    if_indextoname(f.keys[i], cur))
 			continue;
-		link_drop(m, "xdp", keys[i]);
-		link_drop(m, "tc", keys[i]);
-		bpf_map_delete_elem(m->ifaces, &keys[i]);
+		link_drop(m, "xdp", f.keys[i]);
+		link_drop(m, "tc", f.keys[i]);
+		bpf_map_delete_elem(m->ifaces, &f.keys[i]);
 		gone++;
 	}
+	ifaces_free(&f);
 	return gone;
 }
 
@@ -293,17 +308,15 @@ static int forget_gone(struct epg_maps *m, const char *name)
  * through a link, which only happens after libxdp fell back. */
 static bool dispatcher_unavailable(struct epg_maps *m)
 {
-	uint32_t key, next, *prev = NULL;
+	struct ifaces f;
+	bool yes = false;
 
-	while (!bpf_map_get_next_key(m->ifaces, prev, &next)) {
-		struct epg_iface_info info;
-
-		key = next;
-		prev = &key;
-		if (!bpf_map_lookup_elem(m->ifaces, &key, &info) && info.xdp_method == EPG_XDP_LINK)
-			return true;
-	}
-	return false;
+	if (ifaces_read(m, &f))
+		return false;
+	for (size_t i = 0; i < f.n && !yes; i++)
+		yes = f.info[i].xdp_method == EPG_XDP_LINK;
+	ifaces_free(&f);
+	return yes;
 }
 
 /* Any XDP program on the interface, in any mode. */
@@ -319,27 +332,28 @@ static bool has_xdp_program(uint32_t ifindex)
  * (load once), and take its tc program too. NULL when there is none usable. */
 static struct xdp_program *loaded_program(struct epg_maps *m, int *tc_fd)
 {
-	uint32_t key, next, *prev = NULL;
+	struct xdp_program *found = NULL;
+	struct ifaces f;
 
-	while (!bpf_map_get_next_key(m->ifaces, prev, &next)) {
-		struct epg_iface_info info;
+	if (ifaces_read(m, &f))
+		return NULL;
+	for (size_t i = 0; i < f.n && !found; i++) {
+		const struct epg_iface_info *info = &f.info[i];
+		struct xdp_program *p;
 
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(m->ifaces, &key, &info) || info.xdp_method == EPG_XDP_DISPATCHER ||
-		    !attached_prog_id(key, &info)) {
+		if (info->xdp_method == EPG_XDP_DISPATCHER || !attached_prog_id(f.keys[i], info))
 			continue;
-		}
-		struct xdp_program *p = xdp_program__from_id(info.prog_id);
-
+		p = xdp_program__from_id(info->prog_id);
 		if (libxdp_get_error(p))
 			continue;
-		*tc_fd = info.tc_prog_id ? bpf_prog_get_fd_by_id(info.tc_prog_id) : -1;
+		*tc_fd = info->tc_prog_id ? bpf_prog_get_fd_by_id(info->tc_prog_id) : -1;
 		if (*tc_fd >= 0)
-			return p;
-		xdp_program__close(p);
+			found = p;
+		else
+			xdp_program__close(p);
 	}
-	return NULL;
+	ifaces_free(&f);
+	return found;
 }
 
 /* libxdp runs a dispatcher on the interface. */

@@ -49,6 +49,28 @@ static int dir_add_bit(struct epg_dir_plan *d, uint32_t rule, bool deny)
 	return 0;
 }
 
+/* An entry's bit: set in its service prefixes here, in its peers' by the
+ * caller. */
+static int dir_add_entry(struct epg_dir_plan *d, uint32_t rule, bool deny,
+			 const struct epg_perm *perm, struct epg_bitmap *bm)
+{
+	int rc;
+
+	bm_set(bm, d->n_bits);
+	rc = dir_add_bit(d, rule, deny);
+	return rc ? rc : epg_perm_service_prefixes(perm, &d->svc, bm);
+}
+
+static void lpm_finish(struct epg_lpm_set *s);
+
+/* Every prefix of a direction: duplicates merged, covering bits ORed in. */
+static void dir_finish(struct epg_dir_plan *d)
+{
+	lpm_finish(&d->svc);
+	lpm_finish(&d->peer4);
+	lpm_finish(&d->peer6);
+}
+
 static void dir_free(struct epg_dir_plan *d)
 {
 	free(d->svc.v);
@@ -488,10 +510,7 @@ static int compile_dir(const struct lookup *lk, struct epg_plan *plan,
 					       &rule);
 				if (rc)
 					return rc;
-				bm_set(&bm, bit);
-				rc = dir_add_bit(d, rule, false);
-				if (!rc)
-					rc = epg_perm_service_prefixes(perm, &d->svc, &bm);
+				rc = dir_add_entry(d, rule, false, perm, &bm);
 				if (!rc)
 					rc = add_peer(lk, d, &perm->peers[qi], &bm);
 				if (rc)
@@ -499,9 +518,7 @@ static int compile_dir(const struct lookup *lk, struct epg_plan *plan,
 			}
 		}
 	}
-	lpm_finish(&d->svc);
-	lpm_finish(&d->peer4);
-	lpm_finish(&d->peer6);
+	dir_finish(d);
 	return 0;
 }
 
@@ -602,19 +619,14 @@ static int compile_acl_dir(struct epg_plan *plan, struct rule_index *ix, size_t 
 		rc = plan_rule(plan, ix, rule_cap, ap->acl->id, EPG_RULE_ACL, dir, text, &rule);
 		if (rc)
 			break;
-		bm_set(&bm, (uint32_t)i);
-		rc = dir_add_bit(d, rule, !e->allow);
-		if (!rc)
-			rc = epg_perm_service_prefixes(&perm, &d->svc, &bm);
+		rc = dir_add_entry(d, rule, !e->allow, &perm, &bm);
 		if (!rc)
 			rc = add_peer_cidr(d, &e->cidr, &bm);
 	}
 	free(v);
 	if (rc)
 		return rc;
-	lpm_finish(&d->svc);
-	lpm_finish(&d->peer4);
-	lpm_finish(&d->peer6);
+	dir_finish(d);
 	return 0;
 }
 
