@@ -144,8 +144,29 @@ static __always_inline __u32 epg_ct_timeout(const struct epg_ct_timeouts *t, __u
 	return t ? t->other : EPG_CT_DEFAULT_OTHER;
 }
 
+/* Remove flow k (its value v), handing what it last counted to the flow
+ * logs when they are on: the copy is taken before the delete, which may
+ * recycle the element at once, and handed on only by the CPU whose delete
+ * succeeded (the sweeper, or another CPU, may have removed it first). */
+static __always_inline void epg_ct_remove(const struct epg_ct_key *k, const struct epg_ct_val *v,
+					  int flowlog)
+{
+	struct epg_scratch *scr = flowlog ? epg_scratch_get() : NULL;
+
+	if (scr) {
+		scr->ended.key = *k;
+		scr->ended.val = *v;
+	}
+	if (bpf_map_delete_elem(&epg_ct, k) || !scr)
+		return;
+	if (bpf_ringbuf_output(&epg_ct_ended, &scr->ended, sizeof(scr->ended), 0))
+		epg_count_global(EPG_G_ENDED_LOST,
+				 scr->ended.val.packets[0] + scr->ended.val.packets[1]);
+}
+
 /* A live flow for key, or NULL; an idle one found here is removed. */
-static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key *k, __u64 now)
+static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key *k, __u64 now,
+							 int flowlog)
 {
 	struct epg_ct_val *v = bpf_map_lookup_elem(&epg_ct, k);
 
@@ -154,7 +175,7 @@ static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key 
 	 * Idle for the whole timeout: gone (a zero timeout, which the benchmark
 	 * uses for new flows, expires within the same tick of the clock). */
 	if (v && now >= v->last_seen_ns && now - v->last_seen_ns >= (__u64)v->timeout_s * EPG_NSEC) {
-		bpf_map_delete_elem(&epg_ct, k);
+		epg_ct_remove(k, v, flowlog);
 		epg_count_global(EPG_G_CT_EXPIRED, 0);
 		return NULL;
 	}
@@ -281,7 +302,7 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 }
 
 /* An ICMP error quoting a live flow is part of it. */
-static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now)
+static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now, int flowlog)
 {
 	struct epg_ct_key k = {};
 	__u32 family = p->family;
@@ -290,7 +311,7 @@ static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now)
 		return 0;
 	epg_ct_key_make(&k, family, p->inner.proto, p->inner.saddr, p->inner.daddr,
 			p->inner.sport, p->inner.dport);
-	return epg_ct_lookup(&k, now) != NULL;
+	return epg_ct_lookup(&k, now, flowlog) != NULL;
 }
 
 #endif

@@ -94,9 +94,9 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	struct epg_addr_val epv;
 	const struct epg_meta *meta;
 	struct epg_ct_key ck = {};
-	struct epg_ct_val *flow = NULL;
+	struct epg_ct_val *flow = NULL, *closed = NULL;
 	__u32 zero = 0, gen = 0, dir = 0, sel, rule, acl, acl_gen, acl_slot, cls_gen, tag = 0;
-	int bit, tracked = 0, reason, acl_cached, cacheable, ori = 0, restart = 0, src_lo = 0;
+	int bit, tracked = 0, reason, acl_cached, cacheable, ori = 0, src_lo = 0;
 	int flowlog = 0, looked = 0, classified = 0;
 	const struct epg_pkt *p = pkt;
 	__u64 now;
@@ -121,7 +121,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		tracked = epg_ct_key_of(&ck, p, &src_lo);
 		looked = 1;
 		if (tracked)
-			flow = epg_ct_lookup(&ck, now);
+			flow = epg_ct_lookup(&ck, now, flowlog);
 		if (flow) {
 			tag = epg_ct_tag(&ck);
 			ori = src_lo != flow->init_lo;
@@ -169,13 +169,13 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	if (!looked) {
 		tracked = epg_ct_key_of(&ck, p, &src_lo);
 		if (tracked)
-			flow = epg_ct_lookup(&ck, now);
+			flow = epg_ct_lookup(&ck, now, flowlog);
 	}
 	if (flow && p->proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
 	    (p->tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
 		/* a new connection reusing a closed one's ports: judged
 		 * anew, the old flow removed once the ACL lets it in */
-		restart = 1;
+		closed = flow;
 		flow = NULL;
 	}
 
@@ -194,13 +194,13 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 1, bytes, &acl_slot))
 		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
-	if (restart)
-		bpf_map_delete_elem(&epg_ct, &ck);
+	if (closed)
+		epg_ct_remove(&ck, closed, flowlog);
 
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
 		reason = EPG_R_TRACKED;
-	} else if (epg_ct_related(p, now)) {
+	} else if (epg_ct_related(p, now, flowlog)) {
 		reason = EPG_R_RELATED;
 	} else {
 		sel = epg_sel(ep->ruleset, dir);

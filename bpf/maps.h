@@ -134,10 +134,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_rej SEC(".maps");
 
+/* Flows the datapath removed, as they last stood (struct epg_flow), while
+ * flow logs are on: drained by the flow-log writer every interval. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EPG_ENDED_RING);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_ct_ended SEC(".maps");
+
 /* Scratch space for building a new flow's value: the 512-byte BPF stack is
  * shared by the entry point and its global functions. Not pinned. */
 struct epg_scratch {
 	struct epg_ct_val ct;
+	struct epg_flow ended;
 	struct epg_rej_key rej_key;
 	struct epg_rej_val rej_val;
 	struct epg_frag_key frag_key;

@@ -722,7 +722,7 @@ static int cmd_conntrack(int argc, char **argv)
 	if (rc)
 		return fail(rc, &err);
 	if (flags[1] || flags[2]) {
-		rc = epg_ct_expire(&m, monotonic_ns(), flags[2]);
+		rc = epg_ct_expire(&m, monotonic_ns(), flags[2], NULL);
 		epg_frag_expire(&m, monotonic_ns(), flags[2]);
 		epg_maps_close(&m);
 		if (rc < 0) {

@@ -43,6 +43,7 @@
 #define EPG_CT_MAX          262144                 /* tracked flows (the "allowance") */
 #define EPG_CT_PROFILES     64                     /* distinct timeout sets per generation */
 #define EPG_REJ_MAX         65536                  /* rejected flows per flow-log interval */
+#define EPG_ENDED_RING      (4 << 20)              /* bytes: flows the datapath removed, per flow-log interval */
 #define EPG_FRAG_MAX        16384                  /* datagrams whose first fragment was judged */
 #define EPG_FRAG_TIMEOUT_S  30                     /* how long later fragments follow the first */
 
@@ -75,6 +76,8 @@ enum epg_global {
 	EPG_G_CT_EXPIRED  = 4, /* flows removed by the datapath when found idle */
 	EPG_G_FORWARDED   = 5, /* tc egress: forwarded, judged where it arrived */
 	EPG_G_REJ_LOST    = 6, /* rejected packets not recorded for flow logs: table full */
+	EPG_G_ENDED_LOST  = 7, /* packets of flows the datapath removed whose last
+				* counts could not be handed to the flow logs: ring full */
 	EPG_G_MAX         = 8
 };
 
@@ -258,6 +261,15 @@ struct epg_ct_val {
 	/* A digest of the key: caches are written only into the flow they
 	 * belong to (an element deleted meanwhile may hold another flow). */
 	__u32 key_tag;
+};
+
+/* A flow the datapath removed (idle when a packet met it, or a closed TCP
+ * connection whose ports a new SYN reuses), as it last stood: written to the
+ * epg_ct_ended ring while flow logs are on, so that the packets since its
+ * last flow-log record are reported too. */
+struct epg_flow {
+	struct epg_ct_key key;
+	struct epg_ct_val val;
 };
 
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */

@@ -318,7 +318,7 @@ static double run_scenario(const char *size, const struct scenario *sc, double f
 		if (!strcmp(sc->spec.src, "198.18.100.1"))
 			s.src = "fd00:e::1";
 	}
-	epg_ct_expire(&maps, 0, true);
+	epg_ct_expire(&maps, 0, true, NULL);
 	syn_timeout_zero(sc->new_flows);
 	if (sc->established) {
 		struct pkt_spec syn = s;

@@ -590,4 +590,53 @@ rc1=$?
 check '[ "$rc1" -eq 0 ] && [ "$rc2" -ne 0 ]' "after serve stopped: cl1 ping allowed, cl2 ping denied" \
 	"cl1 exit $rc1, cl2 exit $rc2"
 
+# ---- flows removed between two flow-log intervals are logged to the end ----------
+# ICMP flows idle for 1 s are over (EpgateSettings); serve logs every 4 s, so
+# a flow can end, and be removed, between two intervals: by the datapath when
+# a ping of the same identifier meets it idle (serve3, the sweeper idle), or
+# by the sweeper (serve4, sweeping every second). Each ping starts right
+# after an interval was written, so its flow is removed before the next one.
+echo '{"EpgateSettings": {"ConnectionTracking": {"IcmpTimeout": 1}}}' >"$CONF/settings.json"
+CONFIGS=("$CONF"/*.json)
+T_PING_IN="\$4==\"$CL1_V4\" && \$5==\"$EP_V4\" && \$8==1 && \$13==\"ACCEPT\""
+T_PING_OUT="\$4==\"$EP_V4\" && \$5==\"$CL1_V4\" && \$8==1 && \$13==\"ACCEPT\""
+# wait_interval FILE: until serve writes its next interval into FILE
+lines_of() { wc -l <"$1" 2>/dev/null || echo 0; }
+wait_interval() {
+	local n
+	n=$(lines_of "$1")
+	wait_for 8 eval "[ \"\$(lines_of '$1')\" -gt $n ]"
+}
+ping_id() { # ping_id ID COUNT: cl1 -> ep, ICMP identifier ID
+	EPG_CMD_TIMEOUT=10 epg_in "$NS_CL1" ping -4 -n -q -e "$1" -c "$2" -i 0.2 -W 1 "$EP_V4" >/dev/null 2>&1
+}
+for run in datapath sweeper; do
+	FL=$WORK/flow-$run.log
+	if [ "$run" = datapath ]; then
+		start_serve "serve-$run" --flow-log "$FL" --flow-log-interval 4 --sweep-interval 3600
+	else
+		start_serve "serve-$run" --flow-log "$FL" --flow-log-interval 4 --sweep-interval 1
+	fi
+	if [ -z "$SERVE_PID" ] || ! wait_for 10 healthz_ok || ! wait_interval "$FL"; then
+		fail "$run: serve runs and writes its first interval" "$(cat "$WORK/serve-$run.err" 2>/dev/null)"
+		epg_stop "$SERVE_T"
+		continue
+	fi
+	id=$((4000 + RANDOM % 1000))
+	ping_id "$id" 3
+	rc=$?
+	if [ "$run" = datapath ]; then
+		sleep 1.5 # idle: the next echo request meets the flow over, removes it and starts anew
+		ping_id "$id" 1 || rc=$?
+		want=4
+	else
+		want=3
+	fi
+	wait_for 10 eval '[[ $(fl_sum "$FL" "$T_PING_IN") == "$want "* && $(fl_sum "$FL" "$T_PING_OUT") == "$want "* ]]'
+	check '[ "$rc" -eq 0 ] && [[ $(fl_sum "$FL" "$T_PING_IN") == "$want "* && $(fl_sum "$FL" "$T_PING_OUT") == "$want "* ]]' \
+		"flow log: a flow the $run removed between two intervals is logged to its last packet ($want echo requests, $want replies)" \
+		"ping exit $rc; requests: $(fl_sum "$FL" "$T_PING_IN"), replies: $(fl_sum "$FL" "$T_PING_OUT") (packets bytes records); $(tail -4 "$FL")"
+	epg_stop "$SERVE_T"
+done
+
 exit 0

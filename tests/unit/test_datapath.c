@@ -269,7 +269,7 @@ static void expect_frame(const char *name, const void *frame, size_t len, int xd
 
 static void ct_flush(void)
 {
-	CHECK(epg_ct_expire(&maps, 0, true) >= 0, "flush the flow table");
+	CHECK(epg_ct_expire(&maps, 0, true, NULL) >= 0, "flush the flow table");
 	CHECK(epg_frag_expire(&maps, 0, true) >= 0, "flush the fragment table");
 }
 
@@ -434,6 +434,26 @@ static struct pkt_spec udp4(const char *s, uint16_t sp, const char *d, uint16_t 
 }
 
 /* The flow of a packet spec, read from the map. */
+/* As serve --flow-log turns it on and off. */
+static void set_flowlog(bool on)
+{
+	struct epg_meta meta;
+	uint32_t zero = 0;
+
+	CHECK_EQ(bpf_map_lookup_elem(maps.meta, &zero, &meta), 0, "read epg_meta");
+	meta.flags = on ? (meta.flags | EPG_META_FLOWLOG) : (meta.flags & ~EPG_META_FLOWLOG);
+	CHECK_EQ(bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY), 0, "write epg_meta");
+}
+
+/* The flows the datapath handed to the flow logs since the last call. */
+static struct epg_flow_vec ended(void)
+{
+	struct epg_flow_vec v = { 0 };
+
+	CHECK(epg_ct_drain_ended(&maps, &v) >= 0, "drain epg_ct_ended");
+	return v;
+}
+
 static int flow_of(const struct pkt_spec *spec, struct epg_flow *out)
 {
 	struct flow_find { const struct pkt_spec *spec; struct epg_flow *out; int found; } f = { spec, out, 0 };
@@ -505,9 +525,18 @@ static void conntrack_tests(void)
 	struct pkt_spec fin = tcp4("198.18.1.1", 40000, A4, 443, FIN | ACK);
 	step("FIN", &fin, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED, NULL);
 	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_CLOSING, "flow closing");
+	struct epg_flow closing = f;
+	set_flowlog(true);
 	step("SYN reusing the closed flow's ports is judged anew", &syn, XDP_PASS, "vpce-aaaa",
 	     IN, EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
+	set_flowlog(false);
 	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_SYN_SENT, "flow restarted");
+	struct epg_flow_vec restarted = ended();
+	CHECK(restarted.n == 1 && restarted.v[0].val.created_ns == closing.val.created_ns &&
+	      restarted.v[0].val.packets[EPG_DIR_INGRESS] == closing.val.packets[EPG_DIR_INGRESS] &&
+	      restarted.v[0].val.state == EPG_CT_TCP_CLOSING,
+	      "the closed connection's last counts go to the flow logs (%zu record(s))", restarted.n);
+	free(restarted.v);
 	struct pkt_spec rst = tcp4(A4, 443, "198.18.1.1", 40000, 0x04);
 	step("RST from the endpoint", &rst, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
 	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_CLOSED && f.val.timeout_s == 3,
@@ -591,17 +620,47 @@ static void conntrack_tests(void)
 	CHECK_EQ(flow_of(&q, &f), 0, "flow found");
 	f.val.last_seen_ns -= (uint64_t)(f.val.timeout_s + 1) * 1000000000ull;
 	CHECK_EQ(bpf_map_update_elem(maps.ct, &f.key, &f.val, BPF_EXIST), 0, "age the flow");
+	set_flowlog(true);
+	struct epg_flow_vec gone = ended();
+	CHECK_EQ(gone.n, 0, "nothing handed to the flow logs yet");
+	free(gone.v);
 	step("a response after the timeout is judged by the rules", &r, XDP_DROP, "vpce-aaaa", OUT,
 	     EPG_R_NO_RULE, NULL);
+	struct epg_flow idle = f;
 	CHECK(flow_of(&q, &f) != 0, "the idle flow was removed by the datapath");
+	gone = ended();
+	CHECK(gone.n == 1 && !memcmp(&gone.v[0].key, &idle.key, sizeof(idle.key)) &&
+	      gone.v[0].val.created_ns == idle.val.created_ns &&
+	      gone.v[0].val.packets[EPG_DIR_INGRESS] == 1 && gone.v[0].val.packets[EPG_DIR_EGRESS] == 2 &&
+	      gone.v[0].val.bytes[EPG_DIR_EGRESS] == idle.val.bytes[EPG_DIR_EGRESS],
+	      "the removed flow's last counts go to the flow logs (%zu record(s))", gone.n);
+	free(gone.v);
 	step("UDP request again", &q, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|udp 53 from 198.18.5.0/24");
 	CHECK_EQ(flow_of(&q, &f), 0, "flow found");
 	f.val.last_seen_ns -= (uint64_t)(f.val.timeout_s + 1) * 1000000000ull;
 	bpf_map_update_elem(maps.ct, &f.key, &f.val, BPF_EXIST);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	CHECK_EQ(epg_ct_expire(&maps, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec, false), 1,
+	gone = (struct epg_flow_vec){ 0 };
+	CHECK_EQ(epg_ct_expire(&maps, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec, false, &gone), 1,
 		 "the sweeper removes exactly the idle flow");
+	CHECK(gone.n == 1 && !memcmp(&gone.v[0].key, &f.key, sizeof(f.key)) &&
+	      gone.v[0].val.packets[EPG_DIR_INGRESS] == 1,
+	      "the sweeper returns the flow it removed, as it last stood");
+	free(gone.v);
+	gone = ended();
+	CHECK_EQ(gone.n, 0, "a flow the sweeper removed is not in the ring too");
+	free(gone.v);
+	set_flowlog(false);
+	step("UDP request once more", &q, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|udp 53 from 198.18.5.0/24");
+	CHECK_EQ(flow_of(&q, &f), 0, "flow found");
+	f.val.last_seen_ns -= (uint64_t)(f.val.timeout_s + 1) * 1000000000ull;
+	bpf_map_update_elem(maps.ct, &f.key, &f.val, BPF_EXIST);
+	step("after the timeout again, without a flow log", &r, XDP_DROP, "vpce-aaaa", OUT, EPG_R_NO_RULE, NULL);
+	gone = ended();
+	CHECK(flow_of(&q, &f) != 0 && gone.n == 0,
+	      "without a flow log the datapath removes the idle flow and hands nothing on");
+	free(gone.v);
 
 	/* ICMP echo: tracked by identifier. */
 	ct_flush();

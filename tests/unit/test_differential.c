@@ -2296,7 +2296,7 @@ static int run_reset(struct run *R)
 {
 	int rc;
 
-	epg_ct_expire(&maps, 0, true);
+	epg_ct_expire(&maps, 0, true, NULL);
 	epg_frag_expire(&maps, 0, true);
 	if (R->applied != 0) {
 		rc = apply_version(R, 0);

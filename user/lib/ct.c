@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include "epgate.h"
 
 #define EPG_CT_BATCH 256
@@ -59,52 +60,88 @@ int epg_ct_count(struct epg_maps *m)
 	return n;
 }
 
+int epg_flow_vec_push(struct epg_flow_vec *fv, const struct epg_flow *f)
+{
+	if (fv->n == fv->cap) {
+		size_t cap = fv->cap ? fv->cap * 2 : EPG_CT_BATCH;
+		void *v = realloc(fv->v, cap * sizeof(*fv->v));
+
+		if (!v)
+			return -ENOMEM;
+		fv->v = v;
+		fv->cap = cap;
+	}
+	fv->v[fv->n++] = *f;
+	return 0;
+}
+
 struct expire_ctx {
 	uint64_t now;
 	bool all;
-	struct epg_ct_key *keys;
-	size_t n, cap;
+	struct epg_flow_vec idle;
 };
+
+static bool is_idle(const struct epg_ct_val *v, uint64_t now)
+{
+	return now >= v->last_seen_ns &&
+	       now - v->last_seen_ns > (uint64_t)v->timeout_s * 1000000000ull;
+}
 
 static int collect_expired(const struct epg_flow *f, void *ctx)
 {
 	struct expire_ctx *x = ctx;
 
-	if (!x->all && x->now - f->val.last_seen_ns <= (uint64_t)f->val.timeout_s * 1000000000ull)
+	if (!x->all && !is_idle(&f->val, x->now))
 		return 0;
-	if (x->now < f->val.last_seen_ns && !x->all)
-		return 0;
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? x->cap * 2 : EPG_CT_BATCH;
-		void *v = realloc(x->keys, cap * sizeof(*x->keys));
-
-		if (!v)
-			return -ENOMEM;
-		x->keys = v;
-		x->cap = cap;
-	}
-	x->keys[x->n++] = f->key;
-	return 0;
+	return epg_flow_vec_push(&x->idle, f);
 }
 
-int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all)
+int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all, struct epg_flow_vec *ended)
 {
 	struct expire_ctx x = { .now = now_ns, .all = all };
 	int rc, removed = 0;
 
 	rc = epg_ct_foreach(m, collect_expired, &x);
-	for (size_t i = 0; !rc && i < x.n; i++) {
-		struct epg_ct_val v;
+	for (size_t i = 0; !rc && i < x.idle.n; i++) {
+		struct epg_flow *f = &x.idle.v[i];
 
 		/* look again: a packet may have revived it since */
-		if (!all && (bpf_map_lookup_elem(m->ct, &x.keys[i], &v) ||
-			      now_ns - v.last_seen_ns <= (uint64_t)v.timeout_s * 1000000000ull))
+		if (bpf_map_lookup_elem(m->ct, &f->key, &f->val) || (!all && !is_idle(&f->val, now_ns)))
 			continue;
-		if (!bpf_map_delete_elem(m->ct, &x.keys[i]))
-			removed++;
+		if (bpf_map_delete_elem(m->ct, &f->key))
+			continue; /* the datapath removed it first, and reported it */
+		removed++;
+		if (ended && epg_flow_vec_push(ended, f))
+			rc = -ENOMEM;
 	}
-	free(x.keys);
+	free(x.idle.v);
 	return rc ? rc : removed;
+}
+
+static int ended_one(void *ctx, void *data, size_t size)
+{
+	struct epg_flow f;
+
+	if (size < sizeof(f))
+		return 0; /* not ours: skip it */
+	memcpy(&f, data, sizeof(f));
+	return epg_flow_vec_push(ctx, &f);
+}
+
+int epg_ct_drain_ended(struct epg_maps *m, struct epg_flow_vec *ended)
+{
+	struct ring_buffer *rb;
+	size_t before = ended->n;
+	int rc;
+
+	if (m->ct_ended < 0)
+		return 0;
+	rb = ring_buffer__new(m->ct_ended, ended_one, ended, NULL);
+	if (!rb)
+		return -errno;
+	rc = ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	return rc < 0 ? rc : (int)(ended->n - before);
 }
 
 int epg_frag_expire(struct epg_maps *m, uint64_t now_ns, bool all)

@@ -20,6 +20,7 @@ struct epg_maps {
 	int meta, addr, peer4, peer6, svc, rule_bits;
 	int ep_stats, rule_stats, global, ep_info, rule_info, ifaces;
 	int ct, ct_prof, rej, frag, filter, sets, rule_keys;
+	int ct_ended; /* -1 in pins made before it existed, until a command that creates pins */
 	int lock_fd; /* the pin directory, flock()ed while held */
 	char pin_dir[256];
 };
@@ -97,17 +98,23 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 void epg_snapshot_free(struct epg_snapshot *s);
 
 /* Tracked flows. */
-struct epg_flow {
-	struct epg_ct_key key;
-	struct epg_ct_val val;
-};
-
 /* Calls fn for every flow (stops when fn returns non-zero). */
 int epg_ct_foreach(struct epg_maps *m, int (*fn)(const struct epg_flow *f, void *ctx),
 		   void *ctx);
+/* A growing array of flows. */
+struct epg_flow_vec {
+	struct epg_flow *v;
+	size_t n, cap;
+};
+int epg_flow_vec_push(struct epg_flow_vec *fv, const struct epg_flow *f);
 /* Removes flows idle longer than their timeout (now: CLOCK_MONOTONIC ns),
- * or all of them with all = true. Returns how many were removed, or -errno. */
-int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all);
+ * or all of them with all = true. Returns how many were removed, or -errno.
+ * ended (may be NULL) receives each removed flow as it last stood. */
+int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all, struct epg_flow_vec *ended);
+/* Appends to ended the flows the datapath removed since the last call (the
+ * epg_ct_ended ring, written while flow logs are on). Returns how many, or
+ * -errno. */
+int epg_ct_drain_ended(struct epg_maps *m, struct epg_flow_vec *ended);
 int epg_ct_count(struct epg_maps *m);
 /* The same for the fragment table (entries older than EPG_FRAG_TIMEOUT_S). */
 int epg_frag_expire(struct epg_maps *m, uint64_t now_ns, bool all);

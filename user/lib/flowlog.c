@@ -10,8 +10,9 @@
  * three passes, so that every allocation happens before the first record is
  * emitted (an -ENOMEM never leaves half an interval reported):
  *   1. mark:   stamp the entry of every current flow with this epoch;
- *   2. sweep:  remove the entries not stamped (flows gone, keys reused), size
- *              the table for the current flows, index the interfaces;
+ *   2. sweep:  remove the entries stamped neither now nor one interval
+ *              before (flows gone, keys reused), size the table for the
+ *              current flows, index the interfaces;
  *   3. report: per flow, in the caller's order, delta = now - last reported.
  * Every pass is linear in the number of flows (plus a sort of the interfaces).
  */
@@ -564,11 +565,11 @@ int epg_fl_collect(struct epg_fl_state *st, const struct epg_fl_interval *iv,
 {
 	struct eni_index ix;
 	size_t i, want;
+	uint32_t prev;
 	int n = 0, rc;
 
-	if (iv->n_flows > SIZE_MAX / 4 / sizeof(struct fl_entry))
+	if (iv->n_flows > SIZE_MAX / 8 / sizeof(struct fl_entry))
 		return -ENOMEM;
-	want = table_size_for(iv->n_flows);
 
 	/* 1. mark */
 	st->epoch = st->epoch + 1 ? st->epoch + 1 : 1;
@@ -581,13 +582,18 @@ int epg_fl_collect(struct epg_fl_state *st, const struct epg_fl_interval *iv,
 			st->t[s].epoch = st->epoch;
 	}
 
-	/* 2. sweep, size, index */
+	/* 2. sweep, size, index. A flow missing from this interval is kept
+	 * one interval more: the datapath may have removed it after its last
+	 * counts were drained and before the table was read, and then its last
+	 * counts come with the next interval. */
+	prev = st->epoch - 1 ? st->epoch - 1 : UINT32_MAX;
 	for (i = 0; i < st->cap;) {
-		if (st->t[i].epoch && st->t[i].epoch != st->epoch)
+		if (st->t[i].epoch && st->t[i].epoch != st->epoch && st->t[i].epoch != prev)
 			remove_at(st, i); /* i now holds a later entry, or nothing */
 		else
 			i++;
 	}
+	want = table_size_for(st->count + iv->n_flows);
 	if (st->cap < want) {
 		rc = resize(st, want);
 		if (rc)

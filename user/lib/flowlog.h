@@ -105,7 +105,8 @@ struct epg_fl_rejected {
 struct epg_fl_interval {
 	uint64_t start, end;        /* Unix seconds of the interval */
 	int64_t mono_to_unix_ns;    /* add to CLOCK_MONOTONIC ns to get Unix ns */
-	const struct epg_flow *flows;   /* the flow table now */
+	const struct epg_flow *flows;   /* the flow table now, and the flows removed
+	                                 * since the last interval as they last stood */
 	size_t n_flows;
 	const struct epg_fl_rejected *rejected; /* drained this interval */
 	size_t n_rejected;
@@ -116,7 +117,8 @@ struct epg_fl_interval {
 
 /*
  * Emit the records of one interval: ACCEPT per tracked flow and direction
- * whose counters grew since the last call; REJECT per rejected entry;
+ * whose counters grew since the last call (a flow is remembered one interval
+ * after it was last seen, so its final counts may come one interval late); REJECT per rejected entry;
  * SKIPDATA for each interface when lost > 0; NODATA for each interface that
  * had no record. Flows that no longer exist are forgotten. Returns the
  * number of records emitted, or -ENOMEM.

@@ -60,26 +60,29 @@ bool epg_reason_is_drop(uint32_t reason)
 static const struct {
 	const char *name;
 	size_t off;
+	bool optional; /* newer than ABI 2's first release: absent from older pins
+			* until a command that creates pins adds it */
 } map_names[] = {
-	{ "epg_meta", offsetof(struct epg_maps, meta) },
-	{ "epg_addr", offsetof(struct epg_maps, addr) },
-	{ "epg_peer4", offsetof(struct epg_maps, peer4) },
-	{ "epg_peer6", offsetof(struct epg_maps, peer6) },
-	{ "epg_svc", offsetof(struct epg_maps, svc) },
-	{ "epg_rule_bits", offsetof(struct epg_maps, rule_bits) },
-	{ "epg_ep_stats", offsetof(struct epg_maps, ep_stats) },
-	{ "epg_rule_stats", offsetof(struct epg_maps, rule_stats) },
-	{ "epg_global", offsetof(struct epg_maps, global) },
-	{ "epg_ep_info", offsetof(struct epg_maps, ep_info) },
-	{ "epg_rule_info", offsetof(struct epg_maps, rule_info) },
-	{ "epg_ifaces", offsetof(struct epg_maps, ifaces) },
-	{ "epg_ct", offsetof(struct epg_maps, ct) },
-	{ "epg_ct_prof", offsetof(struct epg_maps, ct_prof) },
-	{ "epg_rej", offsetof(struct epg_maps, rej) },
-	{ "epg_frag", offsetof(struct epg_maps, frag) },
-	{ "epg_filter", offsetof(struct epg_maps, filter) },
-	{ "epg_sets", offsetof(struct epg_maps, sets) },
-	{ "epg_rule_keys", offsetof(struct epg_maps, rule_keys) },
+	{ "epg_meta", offsetof(struct epg_maps, meta), false },
+	{ "epg_addr", offsetof(struct epg_maps, addr), false },
+	{ "epg_peer4", offsetof(struct epg_maps, peer4), false },
+	{ "epg_peer6", offsetof(struct epg_maps, peer6), false },
+	{ "epg_svc", offsetof(struct epg_maps, svc), false },
+	{ "epg_rule_bits", offsetof(struct epg_maps, rule_bits), false },
+	{ "epg_ep_stats", offsetof(struct epg_maps, ep_stats), false },
+	{ "epg_rule_stats", offsetof(struct epg_maps, rule_stats), false },
+	{ "epg_global", offsetof(struct epg_maps, global), false },
+	{ "epg_ep_info", offsetof(struct epg_maps, ep_info), false },
+	{ "epg_rule_info", offsetof(struct epg_maps, rule_info), false },
+	{ "epg_ifaces", offsetof(struct epg_maps, ifaces), false },
+	{ "epg_ct", offsetof(struct epg_maps, ct), false },
+	{ "epg_ct_prof", offsetof(struct epg_maps, ct_prof), false },
+	{ "epg_rej", offsetof(struct epg_maps, rej), false },
+	{ "epg_frag", offsetof(struct epg_maps, frag), false },
+	{ "epg_filter", offsetof(struct epg_maps, filter), false },
+	{ "epg_sets", offsetof(struct epg_maps, sets), false },
+	{ "epg_rule_keys", offsetof(struct epg_maps, rule_keys), false },
+	{ "epg_ct_ended", offsetof(struct epg_maps, ct_ended), true },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
@@ -243,6 +246,8 @@ int epg_maps_open(struct epg_maps *m, const char *pin_dir, int flags,
 	for (size_t i = 0; i < N_MAPS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, map_names[i].name);
 		*map_fd(m, i) = bpf_obj_get(path);
+		if (*map_fd(m, i) < 0 && errno == ENOENT && map_names[i].optional)
+			continue;
 		if (*map_fd(m, i) < 0) {
 			rc = -errno;
 			epg_maps_close(m);

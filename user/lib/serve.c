@@ -35,7 +35,8 @@ struct serve {
 	FILE *flow_out;
 	struct epg_fl_format fmt;
 	struct epg_fl_state *fl;
-	uint64_t rej_lost_seen;
+	uint64_t rej_lost_seen;       /* EPG_G_REJ_LOST + EPG_G_ENDED_LOST packets, as last reported */
+	struct epg_flow_vec ended;    /* flows removed since the last interval, as they last stood */
 	uint64_t interval_start;
 	int lock_fd;
 	char lock_path[128];
@@ -321,26 +322,9 @@ static int start_http(struct serve *sv, struct epg_error *err)
 
 /* ---- flow logs ----------------------------------------------------------- */
 
-struct flow_vec {
-	struct epg_flow *v;
-	size_t n, cap;
-};
-
 static int collect_flow(const struct epg_flow *f, void *ctx)
 {
-	struct flow_vec *fv = ctx;
-
-	if (fv->n == fv->cap) {
-		size_t cap = fv->cap ? fv->cap * 2 : 1024;
-		void *v = realloc(fv->v, cap * sizeof(*fv->v));
-
-		if (!v)
-			return -ENOMEM;
-		fv->v = v;
-		fv->cap = cap;
-	}
-	fv->v[fv->n++] = *f;
-	return 0;
+	return epg_flow_vec_push(ctx, f);
 }
 
 /* Take every rejected entry out of the table, each one atomically. */
@@ -401,49 +385,62 @@ static uint64_t clock_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Packets whose flow-log records were lost: tables or ring full. */
+static uint64_t flowlog_lost(struct serve *sv)
+{
+	static const uint32_t idx[] = { EPG_G_REJ_LOST, EPG_G_ENDED_LOST };
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++) {
+		struct epg_counter c;
+
+		if (!epg_percpu_sum(sv->maps.global, idx[i], &c, sizeof(c)))
+			n += c.packets;
+	}
+	return n;
+}
+
 static void flow_log_interval(struct serve *sv)
 {
-	struct flow_vec fv = { 0 };
+	struct epg_flow_vec *fv = &sv->ended;
 	struct epg_fl_rejected *rej = NULL;
 	struct epg_fl_interval iv = { 0 };
-	struct epg_counter lost;
-	uint32_t key = EPG_G_REJ_LOST;
-	int ncpu = libbpf_num_possible_cpus();
-	struct epg_counter *percpu = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*percpu));
-	size_t n_rej = 0;
+	uint64_t lost = flowlog_lost(sv);
+	size_t n_rej = 0, n_ended;
 	int rc;
 
-	memset(&lost, 0, sizeof(lost));
-	if (percpu && !bpf_map_lookup_elem(sv->maps.global, &key, percpu))
-		for (int c = 0; c < ncpu; c++)
-			lost.packets += percpu[c].packets;
-	free(percpu);
-
-	rc = epg_ct_foreach(&sv->maps, collect_flow, &fv);
+	/* the removed flows first, then the table: a flow removed meanwhile
+	 * is in the ring of the next interval, never in both */
+	rc = epg_ct_drain_ended(&sv->maps, fv);
+	n_ended = fv->n;
+	if (rc >= 0)
+		rc = epg_ct_foreach(&sv->maps, collect_flow, fv);
 	if (!rc)
 		rc = drain_rejected(sv, &rej, &n_rej);
 	iv.end = clock_ns(CLOCK_REALTIME) / 1000000000ull;
 	iv.start = sv->interval_start ? sv->interval_start : iv.end;
 	iv.mono_to_unix_ns = (int64_t)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
-	iv.flows = fv.v;
-	iv.n_flows = fv.n;
+	iv.flows = fv->v;
+	iv.n_flows = fv->n;
 	iv.rejected = rej;
 	iv.n_rejected = n_rej;
-	iv.lost = lost.packets - sv->rej_lost_seen;
+	iv.lost = lost - sv->rej_lost_seen;
 	iv.enis = sv->enis;
 	iv.n_enis = sv->n_enis;
 	if (!rc && epg_fl_collect(sv->fl, &iv, write_record, sv) < 0)
 		rc = -ENOMEM;
 	if (rc) {
+		/* the removed flows stay for the next interval; the table is read again */
+		fv->n = n_ended;
 		logmsg("flow logs: cannot collect this interval: %s", strerror(-rc));
 	} else {
 		if (iv.lost)
 			atomic_fetch_add(&sv->flowlog_skipped, iv.lost);
-		sv->rej_lost_seen = lost.packets;
+		sv->rej_lost_seen = lost;
+		fv->n = 0;
 	}
 	fflush(sv->flow_out);
 	sv->interval_start = iv.end;
-	free(fv.v);
 	free(rej);
 }
 
@@ -488,15 +485,17 @@ static void set_flowlog_flag(struct serve *sv, bool on)
  * not log a flow's whole history again. */
 static void flow_log_baseline(struct serve *sv)
 {
-	struct flow_vec fv = { 0 };
 	struct epg_fl_interval iv = { 0 };
 
-	if (epg_ct_foreach(&sv->maps, collect_flow, &fv) == 0) {
-		iv.flows = fv.v;
-		iv.n_flows = fv.n;
+	/* what a previous serve left in the ring was its to report */
+	if (epg_ct_drain_ended(&sv->maps, &sv->ended) >= 0 &&
+	    epg_ct_foreach(&sv->maps, collect_flow, &sv->ended) == 0) {
+		iv.flows = sv->ended.v;
+		iv.n_flows = sv->ended.n;
 		epg_fl_collect(sv->fl, &iv, discard_record, NULL);
 	}
-	free(fv.v);
+	sv->ended.n = 0;
+	sv->rej_lost_seen = flowlog_lost(sv);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -602,7 +601,7 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 			next_log = now + (uint64_t)o->flow_log_interval * 1000000000ull;
 		}
 		if (now >= next_sweep) {
-			int n = epg_ct_expire(&sv.maps, now, false);
+			int n = epg_ct_expire(&sv.maps, now, false, sv.flow_out ? &sv.ended : NULL);
 
 			epg_frag_expire(&sv.maps, now, false);
 			if (n > 0 && o->verbose)
@@ -622,6 +621,7 @@ out_log:
 		fclose(sv.flow_out);
 out_fl:
 	epg_fl_state_free(sv.fl);
+	free(sv.ended.v);
 out_cfg:
 	free(sv.enis);
 	epg_config_free(&sv.cfg);
