@@ -66,6 +66,74 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v < lo || v > hi)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* --max-endpoints and --max-rules (or $EPGATE_MAX_ENDPOINTS, $EPGATE_MAX_RULES):
+ * the counter sizes of pins this command creates. */
+enum { OPT_MAX_EPS = 1001, OPT_MAX_RULES };
+static const char *max_eps_arg, *max_rules_arg;
+
+/* One size: the option, else the environment; *given when either is set.
+ * Returns -1, or the usage error's exit code. */
+static int size_of(const char *cmd, const char *arg, const char *opt, const char *env,
+		   unsigned max, uint32_t *out, bool *given)
+{
+	const char *s = arg ? arg : getenv(env);
+	unsigned v;
+
+	if (!s || !*s)
+		return -1;
+	if (parse_uint(s, 1, max, &v))
+		return usage_error(cmd, "%s (%s) takes 1..%u, not '%s'", opt, env, max, s);
+	*out = v;
+	*given = true;
+	return -1;
+}
+
+static int set_sizes(const char *cmd)
+{
+	struct epg_sizes sz = { 0 };
+	int rc = size_of(cmd, max_eps_arg, "--max-endpoints", "EPGATE_MAX_ENDPOINTS",
+			 EPG_MAX_ENDPOINTS, &sz.eps, &sz.eps_given);
+
+	if (rc < 0)
+		rc = size_of(cmd, max_rules_arg, "--max-rules", "EPGATE_MAX_RULES",
+			     EPG_MAX_RULE_SLOTS, &sz.rule_slots, &sz.rule_slots_given);
+	if (rc < 0)
+		epg_set_sizes(&sz);
+	return rc;
+}
+
+/* The options every command takes, before or after its name. */
+static void global_opt(int opt, const char *arg)
+{
+	switch (opt) {
+	case 'P':
+		pin_arg = arg;
+		break;
+	case OPT_MAX_EPS:
+		max_eps_arg = arg;
+		break;
+	case OPT_MAX_RULES:
+		max_rules_arg = arg;
+		break;
+	case 'v':
+		verbose = true;
+		break;
+	}
+}
+
 /* Common option parsing for subcommands: --pin-dir, -v, --help, plus the
  * command's own. Returns -1 to go on, or an exit code. */
 struct cmd {
@@ -81,25 +149,27 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, const char *sh
 		      const struct option *extra, size_t n_extra,
 		      int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx)
 {
-	struct option opts[16] = {
+	struct option opts[24] = {
 		{ "pin-dir", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "max-endpoints", required_argument, NULL, OPT_MAX_EPS },
+		{ "max-rules", required_argument, NULL, OPT_MAX_RULES },
 	};
 	char so[32];
 	int opt;
 
-	memcpy(opts + 3, extra, n_extra * sizeof(*extra));
+	memcpy(opts + 5, extra, n_extra * sizeof(*extra));
 	snprintf(so, sizeof(so), "vh%s", shortopts);
 	optind = 0; /* 0: GNU getopt starts over (permuting again) */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, so, opts, NULL)) != -1) {
 		switch (opt) {
 		case 'P':
-			pin_arg = optarg;
-			break;
+		case OPT_MAX_EPS:
+		case OPT_MAX_RULES:
 		case 'v':
-			verbose = true;
+			global_opt(opt, optarg);
 			break;
 		case 'h':
 			printf("Usage: epgate %s %s\n\n%s", c->name, c->synopsis, c->help);
@@ -112,7 +182,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, const char *sh
 				return EXIT_USAGE;
 		}
 	}
-	return -1;
+	return set_sizes(c->name);
 }
 
 /* ---- attach / detach ----------------------------------------------------- */
@@ -385,6 +455,13 @@ static int json_opt(int opt, const char *arg, void *ctx)
 	return 0;
 }
 
+/* What the per-CPU counters take on each CPU. */
+static uint64_t counter_bytes(const struct epg_maps *m)
+{
+	return (uint64_t)m->max_eps * sizeof(struct epg_ep_counters) +
+	       (uint64_t)m->max_rule_slots * sizeof(struct epg_counter);
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option extra[] = { { "json", no_argument, NULL, 'j' }, { 0 } };
@@ -440,6 +517,9 @@ static int cmd_status(int argc, char **argv)
 		json_object_set_new(j, "rules", json_integer((json_int_t)s.n_rules));
 		json_object_set_new(j, "rule_sets_stored", json_integer((json_int_t)s.n_sets));
 		json_object_set_new(j, "rule_sets_in_use", json_integer((json_int_t)s.n_sets_used));
+		json_object_set_new(j, "counter_slots", json_pack("{s:I, s:I, s:i, s:I}",
+			"endpoints", (json_int_t)m.max_eps, "rules", (json_int_t)m.max_rule_slots,
+			"cpus", libbpf_num_possible_cpus(), "bytes_per_cpu", (json_int_t)counter_bytes(&m)));
 		epg_snapshot_free(&s);
 		return print_json(j);
 	}
@@ -448,6 +528,9 @@ static int cmd_status(int argc, char **argv)
 	       (unsigned long long)s.meta.generation, when, s.n_rules);
 	printf("rule sets: %zu stored, %zu in use (the rest are kept for reuse until collected)\n",
 	       s.n_sets, s.n_sets_used);
+	printf("counter slots: %u for endpoints, %u for rules (%zu in use); %.1f MiB per CPU, %d CPUs\n",
+	       m.max_eps, m.max_rule_slots, s.n_rules, (double)counter_bytes(&m) / (1 << 20),
+	       libbpf_num_possible_cpus());
 	printf("interfaces:%s\n", s.n_ifaces ? "" : " none (epgate attach IFACE)");
 	for (size_t i = 0; i < s.n_ifaces; i++) {
 		const struct epg_iface_info *f = &s.ifaces[i].info;
@@ -771,18 +854,6 @@ struct serve_args {
 	size_t n_config;
 };
 
-static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || v < lo || v > hi)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
-}
 
 static int serve_opt(int opt, const char *arg, void *ctx)
 {
@@ -1039,6 +1110,7 @@ static const struct cmd cmds[] = {
 	  "  --check  validate and compile only; touch nothing (no root needed)\n" },
 	{ "status", cmd_status, "[--json]",
 	  "Show the pin directory, policy generation, rule sets (stored, in use),\n"
+	  "counter slots (and their per-CPU memory),\n"
 	  "interfaces (mode, program, how attached) and endpoints.\n" },
 	{ "stats", cmd_stats, "[--json] [--rules]",
 	  "Show packets and bytes per endpoint, direction, action and reason,\n"
@@ -1089,7 +1161,7 @@ static const struct cmd *find_cmd(const char *name)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: epgate [--pin-dir DIR] [-v] COMMAND [ARGS]\n\n"
+	fprintf(f, "Usage: epgate [--pin-dir DIR] [--max-endpoints N] [--max-rules N] [-v] COMMAND [ARGS]\n\n"
 		   "Enforce VPC endpoint security groups on this host with XDP.\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
@@ -1097,11 +1169,20 @@ static void usage(FILE *f)
 	fprintf(f, "\nOptions (before or after COMMAND):\n"
 		   "  --pin-dir DIR  bpffs directory of the maps (default $EPGATE_PIN_DIR,\n"
 		   "                 else %s)\n"
+		   "  --max-endpoints N  endpoint counter slots of pins created now (default\n"
+		   "                 $EPGATE_MAX_ENDPOINTS, else as many as fit %u MiB of per-CPU\n"
+		   "                 counters on this host, at most %u; 512 bytes per CPU each)\n"
+		   "  --max-rules N  rule counter slots of pins created now (default\n"
+		   "                 $EPGATE_MAX_RULES, else as many as fit %u MiB, at most %u;\n"
+		   "                 16 bytes per CPU each). An apply needs slots for the rules it\n"
+		   "                 keeps and those it adds. Pins keep the sizes they were\n"
+		   "                 created with; given for existing pins, they must match.\n"
 		   "  -v, --verbose  show libbpf's and libxdp's messages\n"
 		   "  -h, --help     this text; 'epgate COMMAND --help' for a command\n"
 		   "  --version      print the version\n\n"
 		   "Exit status: 0 success, 1 failure, 2 usage or invalid input.\n",
-		EPG_DEFAULT_PIN_DIR);
+		EPG_DEFAULT_PIN_DIR, EPG_COUNTER_BUDGET >> 20, EPG_MAX_ENDPOINTS,
+		EPG_COUNTER_BUDGET >> 20, EPG_MAX_RULE_SLOTS);
 }
 
 int main(int argc, char **argv)
@@ -1111,6 +1192,8 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "max-endpoints", required_argument, NULL, OPT_MAX_EPS },
+		{ "max-rules", required_argument, NULL, OPT_MAX_RULES },
 		{ 0 },
 	};
 	const struct cmd *c;
@@ -1120,10 +1203,10 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'P':
-			pin_arg = optarg;
-			break;
+		case OPT_MAX_EPS:
+		case OPT_MAX_RULES:
 		case 'v':
-			verbose = true;
+			global_opt(opt, optarg);
 			break;
 		case 'h':
 			usage(stdout);

@@ -90,6 +90,37 @@ live=$(ip -n "$NS" -j link show va | jq '.[0].xdp.prog.id // .[0].xdp.attached[0
 [ "$(gen)" = "$G" ] && ok "the policy generation is kept" || ko "generation moved"
 E detach va >/dev/null 2>&1 && ok "detach va" || ko "detach va"
 expect "detach twice" "not attached" E detach va
+# counter sizes: chosen when the pins are created, kept after, checked when asked
+S() { timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/small" "$@"; }
+if S --max-endpoints 4 --max-rules 30 apply "$EX"/*.json >/dev/null 2>&1; then
+	ok "pins created with 4 endpoint and 30 rule counter slots take the examples"
+else
+	ko "apply with --max-endpoints 4 --max-rules 30"
+fi
+sizes=$(S status --json | jq -c '.counter_slots | [.endpoints, .rules, .bytes_per_cpu]')
+ent() { bpftool -j map show pinned "$TMP/bpf/small/$1" | jq .max_entries; }
+[ "$sizes" = "[4,30,$((4 * 512 + 30 * 16))]" ] && [ "$(ent epg_ep_stats)" = 4 ] && [ "$(ent epg_ep_info)" = 4 ] &&
+	[ "$(ent epg_rule_stats)" = 30 ] && [ "$(ent epg_rule_keys)" = 30 ] && [ "$(ent epg_rule_info)" = 30 ] &&
+	ok "status and the maps show the sizes: $sizes" || ko "sizes: status $sizes, epg_ep_stats $(ent epg_ep_stats), epg_rule_stats $(ent epg_rule_stats)"
+S status | grep -q "counter slots: 4 for endpoints, 30 for rules" && ok "status text shows the counter slots" ||
+	ko "status text: $(S status | grep counter)"
+if S attach va >/dev/null 2>&1 && [ "$(S explain --json --src 10.20.1.100 --dst 10.20.1.37 --proto tcp --dport 443 | jq -r .verdict)" != null ]; then
+	ok "attach and explain load the programs against the small pins"
+else
+	ko "attach or explain against the small pins: $(S attach va 2>&1 | tail -1)"
+fi
+S detach va >/dev/null 2>&1
+S --max-rules 30 apply "$EX"/*.json >/dev/null 2>&1 && ok "the same sizes, asked again: accepted" || ko "--max-rules 30 again refused"
+expect "other sizes than the pins'" "was created with 4 endpoint and 30 rule counter slots" S --max-endpoints 8 status
+expect "--max-rules out of range" "--max-rules (EPGATE_MAX_RULES) takes 1..262144" S --max-rules 0 status
+expect "EPGATE_MAX_ENDPOINTS not a number" "takes 1..16384, not 'x'" \
+	env EPGATE_MAX_ENDPOINTS=x timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/small" status
+expect "more rules than counter slots" "do not fit the 16384 endpoint and 10 rule counter slots" \
+	timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/tiny" --max-rules 10 apply "$EX"/*.json
+g=$(timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/tiny" status --json | jq .generation)
+[ "$g" = 0 ] && ok "nothing installed where the rules did not fit (generation 0)" || ko "generation $g after a refused apply"
+
+
 # a pin directory of another ABI version is refused, never misread
 abi=$(E status --json | jq .abi_version)
 bpftool map update pinned "$TMP/bpf/epgate/epg_meta" key hex 00 00 00 00 value hex 63 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 >/dev/null 2>&1
@@ -103,5 +134,6 @@ mode=$(stat -c %a "$TMP/bpf/epgate")
 [ "$mode" = 700 ] && ok "pin directory mode 700" || ko "pin directory mode $mode"
 bad=$(find "$TMP/bpf/epgate" -type f ! -perm 600 | wc -l)
 [ "$bad" -eq 0 ] && ok "pinned maps and links mode 600" || ko "$bad pinned objects not mode 600"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1246,9 +1246,38 @@ static int setup(void)
 	return apply_json(policy_json);
 }
 
+/* Default counter sizes: this build's limits while they fit the budget,
+ * halved as CPUs grow, never below the floors. */
+static void default_sizes(void)
+{
+	static const struct { int ncpu; uint32_t eps, rules; } want[] = {
+		{ 1, EPG_MAX_ENDPOINTS, EPG_MAX_RULE_SLOTS },
+		{ 2, EPG_MAX_ENDPOINTS, EPG_MAX_RULE_SLOTS },
+		{ 8, EPG_MAX_ENDPOINTS, EPG_MAX_RULE_SLOTS },
+		{ 16, 8192, EPG_MAX_RULE_SLOTS },
+		{ 64, 2048, 65536 },
+		{ 96, 1024, 32768 },
+		{ 4096, EPG_MIN_ENDPOINT_SLOTS, EPG_MIN_RULE_SLOTS },
+	};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct epg_sizes sz;
+
+		epg_default_sizes(&sz, want[i].ncpu);
+		CHECK(sz.eps == want[i].eps && sz.rule_slots == want[i].rules && !sz.eps_given &&
+		      !sz.rule_slots_given, "%d CPUs: %u endpoint and %u rule slots by default (want %u, %u)",
+		      want[i].ncpu, sz.eps, sz.rule_slots, want[i].eps, want[i].rules);
+		if (want[i].eps > EPG_MIN_ENDPOINT_SLOTS)
+			CHECK((uint64_t)sz.eps * sizeof(struct epg_ep_counters) * (uint64_t)want[i].ncpu <=
+			      EPG_COUNTER_BUDGET, "%d CPUs: endpoint counters within the budget", want[i].ncpu);
+	}
+}
+
 int main(void)
 {
 	int rc;
+
+	default_sizes();
 
 	if (geteuid() != 0) {
 		SKIP("test_datapath needs root for BPF_PROG_TEST_RUN");

@@ -139,17 +139,17 @@ static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 	uint32_t next_free = 0;
 	int rc;
 
-	rc = epg_read_array(m->ep_info, EPG_MAX_ENDPOINTS, sizeof(*s->ep_old), s->ep_old);
+	rc = epg_read_array(m->ep_info, m->max_eps, sizeof(*s->ep_old), s->ep_old);
 	if (!rc)
-		rc = table_init(&t, EPG_MAX_ENDPOINTS);
+		rc = table_init(&t, m->max_eps);
 	if (rc)
 		return rc;
-	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++)
+	for (uint32_t i = 0; i < m->max_eps; i++)
 		if (s->ep_old[i].in_use)
 			table_add(&t, str_hash(0, s->ep_old[i].endpoint_id), i);
 	for (size_t e = 0; e < plan->n_eps; e++) {
 		char id[EPG_ID_LEN];
-		uint32_t slot = EPG_MAX_ENDPOINTS;
+		uint32_t slot = m->max_eps;
 
 		copy_str(id, sizeof(id), plan->eps[e].ep->id);
 		for (size_t b = str_hash(0, id) & t.mask; t.v[b]; b = (b + 1) & t.mask)
@@ -157,9 +157,9 @@ static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 				slot = t.v[b] - 1;
 				break;
 			}
-		if (slot == EPG_MAX_ENDPOINTS) {
-			slot = free_slot(s, &next_free, EPG_MAX_ENDPOINTS, s->ep_keep, ep_slot_used);
-			if (slot == EPG_MAX_ENDPOINTS) {
+		if (slot == m->max_eps) {
+			slot = free_slot(s, &next_free, m->max_eps, s->ep_keep, ep_slot_used);
+			if (slot == m->max_eps) {
 				rc = -E2BIG;
 				break;
 			}
@@ -194,7 +194,7 @@ static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 	uint32_t next_free = 0;
 	int rc;
 
-	rc = epg_read_array(m->rule_keys, EPG_MAX_RULE_SLOTS, sizeof(uint64_t), s->rule_key_old);
+	rc = epg_read_array(m->rule_keys, m->max_rule_slots, sizeof(uint64_t), s->rule_key_old);
 	if (rc)
 		return rc;
 	s->new_rule_slots = calloc(plan->n_rules ? plan->n_rules : 1, sizeof(uint32_t));
@@ -203,12 +203,12 @@ static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (uint32_t i = 0; i < EPG_MAX_RULE_SLOTS; i++)
+	for (uint32_t i = 0; i < m->max_rule_slots; i++)
 		if (s->rule_key_old[i])
 			table_add(&t, s->rule_key_old[i], i);
 	for (size_t r = 0; r < plan->n_rules; r++) {
 		struct epg_rule_info info;
-		uint32_t slot = EPG_MAX_RULE_SLOTS;
+		uint32_t slot = m->max_rule_slots;
 		uint64_t key;
 
 		rule_info_of(&plan->rules[r], &info);
@@ -221,9 +221,9 @@ static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 				break;
 			}
 		}
-		if (slot == EPG_MAX_RULE_SLOTS) {
-			slot = free_slot(s, &next_free, EPG_MAX_RULE_SLOTS, s->rule_keep, rule_slot_used);
-			if (slot == EPG_MAX_RULE_SLOTS) {
+		if (slot == m->max_rule_slots) {
+			slot = free_slot(s, &next_free, m->max_rule_slots, s->rule_keep, rule_slot_used);
+			if (slot == m->max_rule_slots) {
 				rc = -E2BIG;
 				break;
 			}
@@ -349,14 +349,14 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 static void release_names(struct epg_maps *m, const struct slots *s)
 {
 	struct epg_ep_info none = { 0 };
-	uint32_t *gone = calloc(EPG_MAX_RULE_SLOTS, sizeof(*gone));
-	uint64_t *zeros = calloc(EPG_MAX_RULE_SLOTS, sizeof(*zeros));
+	uint32_t *gone = calloc(m->max_rule_slots, sizeof(*gone));
+	uint64_t *zeros = calloc(m->max_rule_slots, sizeof(*zeros));
 	size_t n = 0;
 
-	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS; i++)
+	for (uint32_t i = 0; i < m->max_eps; i++)
 		if (!s->ep_keep[i] && s->ep_old[i].in_use)
 			bpf_map_update_elem(m->ep_info, &i, &none, BPF_ANY);
-	for (uint32_t i = 0; gone && i < EPG_MAX_RULE_SLOTS; i++)
+	for (uint32_t i = 0; gone && i < m->max_rule_slots; i++)
 		if (s->rule_key_old[i] && !s->rule_keep[i])
 			gone[n++] = i;
 	if (gone && zeros && !epg_map_put_many(m->rule_keys, gone, zeros, n, sizeof(*gone),
@@ -971,15 +971,15 @@ static int sync_profiles(struct epg_maps *m, const struct epg_plan *plan, uint32
 
 /* ---- the apply ------------------------------------------------------------ */
 
-static int alloc_slots(struct slots *s, const struct epg_plan *plan)
+static int alloc_slots(const struct epg_maps *m, struct slots *s, const struct epg_plan *plan)
 {
 	s->ep_slot = calloc(plan->n_eps + 1, sizeof(*s->ep_slot));
 	s->rule_slot = calloc(plan->n_rules + 1, sizeof(*s->rule_slot));
-	s->ep_keep = calloc(EPG_MAX_ENDPOINTS, 1);
-	s->rule_keep = calloc(EPG_MAX_RULE_SLOTS, 1);
-	s->ep_old = calloc(EPG_MAX_ENDPOINTS, sizeof(*s->ep_old));
+	s->ep_keep = calloc(m->max_eps, 1);
+	s->rule_keep = calloc(m->max_rule_slots, 1);
+	s->ep_old = calloc(m->max_eps, sizeof(*s->ep_old));
 	s->new_ep_slots = calloc(plan->n_eps + 1, sizeof(*s->new_ep_slots));
-	s->rule_key_old = calloc(EPG_MAX_RULE_SLOTS, sizeof(*s->rule_key_old));
+	s->rule_key_old = calloc(m->max_rule_slots, sizeof(*s->rule_key_old));
 	return s->ep_slot && s->rule_slot && s->ep_keep && s->rule_keep && s->ep_old &&
 	       s->new_ep_slots && s->rule_key_old ? 0 : -ENOMEM;
 }
@@ -1000,7 +1000,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	next = (meta.active_gen & 1) ^ 1;
 	ruleset_set = calloc(plan->n_rulesets + 1, sizeof(*ruleset_set));
 	acl_set = calloc(plan->n_acls + 1, sizeof(*acl_set));
-	if (!ruleset_set || !acl_set || alloc_slots(&s, plan)) {
+	if (!ruleset_set || !acl_set || alloc_slots(m, &s, plan)) {
 		rc = set_err(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -1032,9 +1032,11 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 		rc = zero_slots(m->rule_stats, s.new_rule_slots, s.n_new_rule_slots,
 				sizeof(struct epg_counter));
 	if (rc) {
-		set_err(err, rc, "cannot assign counter slots: %s", rc == -E2BIG ?
-			"no free slot (endpoints or rules beyond this build's limits)" :
-			strerror(-rc));
+		if (rc == -E2BIG)
+			set_err(err, rc, "cannot assign counter slots: %zu endpoints and %zu rules do not fit the %u endpoint and %u rule counter slots of %s (an apply needs slots for the rules it keeps and the rules it adds): create the pins anew with larger --max-endpoints or --max-rules (see epgate --help)",
+				plan->n_eps, plan->n_rules, m->max_eps, m->max_rule_slots, m->pin_dir);
+		else
+			set_err(err, rc, "cannot assign counter slots: %s", strerror(-rc));
 		goto out;
 	}
 	rc = write_names(m, plan, &s, err);

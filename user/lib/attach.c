@@ -405,10 +405,12 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 		if (!skel)
 			return set_err(err, -errno, "cannot open the embedded BPF object: %s",
 				       strerror(errno));
+		rc = epg_object_size_counters(skel->obj, m->max_eps, m->max_rule_slots);
 		DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .obj = skel->obj,
 				    .prog_name = "epg_xdp");
-		prog = xdp_program__create(&xo);
-		rc = (int)libxdp_get_error(prog);
+		prog = rc ? NULL : xdp_program__create(&xo);
+		if (!rc)
+			rc = (int)libxdp_get_error(prog);
 		if (rc) {
 			epgate_bpf__destroy(skel);
 			return set_err(err, rc, "cannot prepare the XDP program: %s", strerror(-rc));
@@ -559,7 +561,9 @@ int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct ep
 	skel = epgate_bpf__open_opts(&opts); /* maps: the pinned ones, reused */
 	if (!skel)
 		return set_err(err, -errno, "cannot open the embedded BPF object: %s", strerror(errno));
-	rc = epgate_bpf__load(skel);
+	rc = epg_object_size_counters(skel->obj, m->max_eps, m->max_rule_slots);
+	if (!rc)
+		rc = epgate_bpf__load(skel);
 	if (rc) {
 		epgate_bpf__destroy(skel);
 		return set_err(err, rc, "cannot load this build's programs against %s: %s (run with -v)",

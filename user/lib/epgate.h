@@ -21,6 +21,8 @@ struct epg_maps {
 	int ep_stats, rule_stats, global, ep_info, rule_info, ifaces;
 	int ct, ct_prof, rej, frag, filter, sets, rule_keys;
 	int ct_ended; /* -1 in pins made before it existed, until a command that creates pins */
+	uint32_t max_eps;        /* endpoint counter slots the pins hold */
+	uint32_t max_rule_slots; /* rule counter slots the pins hold */
 	int lock_fd; /* the pin directory, flock()ed while held */
 	char pin_dir[256];
 };
@@ -32,6 +34,28 @@ enum epg_open_flags {
 
 /* Pin directory: the argument, else $EPGATE_PIN_DIR, else the default. */
 const char *epg_pin_dir(const char *arg);
+
+/* The per-CPU counters' sizes, fixed when the pins are created: endpoint
+ * counter slots (512 bytes per CPU each) and rule counter slots (16 bytes
+ * per CPU each). By default the largest power of two, up to this build's
+ * limits (EPG_MAX_ENDPOINTS, EPG_MAX_RULE_SLOTS), that keeps each within
+ * EPG_COUNTER_BUDGET bytes over every possible CPU. */
+#define EPG_COUNTER_BUDGET (64u << 20)
+#define EPG_MIN_ENDPOINT_SLOTS 256u
+#define EPG_MIN_RULE_SLOTS 4096u
+struct epg_sizes {
+	uint32_t eps, rule_slots;
+	bool eps_given, rule_slots_given; /* asked for: existing pins must match */
+};
+void epg_default_sizes(struct epg_sizes *sz, int ncpu);
+/* The sizes epg_maps_open(EPG_OPEN_CREATE) creates pins with (and checks
+ * existing pins against, where given): the process's setting. */
+void epg_set_sizes(const struct epg_sizes *sz);
+
+/* Size an object's counter maps before it is loaded against pins of these
+ * sizes (libbpf reuses a pinned map only when its definition matches). */
+struct bpf_object;
+int epg_object_size_counters(struct bpf_object *obj, uint32_t eps, uint32_t rule_slots);
 
 /* Opens (or creates) the pinned maps. -ENOENT when absent and not creating;
  * -EPROTO when the pins are of another ABI version. */

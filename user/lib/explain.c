@@ -169,7 +169,9 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 	private_maps[6] = skel->maps.epg_frag;
 	for (size_t i = 0; i < 7; i++)
 		bpf_map__set_pin_path(private_maps[i], NULL);
-	rc = epgate_bpf__load(skel);
+	rc = epg_object_size_counters(skel->obj, m->max_eps, m->max_rule_slots);
+	if (!rc)
+		rc = epgate_bpf__load(skel);
 	libbpf_set_print(old_print);
 	if (rc) {
 		set_err(err, rc, "cannot load a private copy of the datapath against %s: %s (are the pins of this epgate version?)",

@@ -109,10 +109,93 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+/* ---- sizes of the per-CPU counters ---------------------------------------- */
+
+static uint32_t fit_slots(uint64_t per_slot, int ncpu, uint32_t lo, uint32_t hi)
+{
+	uint64_t n = EPG_COUNTER_BUDGET / (per_slot * (uint64_t)(ncpu > 0 ? ncpu : 1));
+	uint32_t p = lo;
+
+	while (p < hi && (uint64_t)p * 2 <= n)
+		p *= 2;
+	return p;
+}
+
+void epg_default_sizes(struct epg_sizes *sz, int ncpu)
+{
+	memset(sz, 0, sizeof(*sz));
+	sz->eps = fit_slots(sizeof(struct epg_ep_counters), ncpu, EPG_MIN_ENDPOINT_SLOTS,
+			    EPG_MAX_ENDPOINTS);
+	sz->rule_slots = fit_slots(sizeof(struct epg_counter), ncpu, EPG_MIN_RULE_SLOTS,
+				   EPG_MAX_RULE_SLOTS);
+}
+
+static struct epg_sizes sizes; /* eps == 0: the defaults */
+
+void epg_set_sizes(const struct epg_sizes *sz)
+{
+	sizes = *sz;
+}
+
+static struct epg_sizes sizes_wanted(void)
+{
+	struct epg_sizes sz;
+
+	epg_default_sizes(&sz, libbpf_num_possible_cpus());
+	if (sizes.eps_given)
+		sz.eps = sizes.eps, sz.eps_given = true;
+	if (sizes.rule_slots_given)
+		sz.rule_slots = sizes.rule_slots, sz.rule_slots_given = true;
+	return sz;
+}
+
+static uint32_t max_entries_of(int fd)
+{
+	struct bpf_map_info info = { 0 };
+	uint32_t len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
+}
+
+/* The pins' sizes; where a size was asked for, it must be theirs. */
+static int read_sizes(struct epg_maps *m, struct epg_error *err)
+{
+	struct epg_sizes want = sizes_wanted();
+
+	m->max_eps = max_entries_of(m->ep_stats);
+	m->max_rule_slots = max_entries_of(m->rule_stats);
+	if (!m->max_eps || m->max_eps > EPG_MAX_ENDPOINTS || !m->max_rule_slots ||
+	    m->max_rule_slots > EPG_MAX_RULE_SLOTS)
+		return set_err(err, -EPROTO, "%s: the counter maps have sizes this build cannot use (%u endpoint slots, %u rule slots): detach --all, remove %s, then attach and apply again",
+			       m->pin_dir, m->max_eps, m->max_rule_slots, m->pin_dir);
+	if ((want.eps_given && want.eps != m->max_eps) ||
+	    (want.rule_slots_given && want.rule_slots != m->max_rule_slots))
+		return set_err(err, -EEXIST, "%s was created with %u endpoint and %u rule counter slots, not the %u and %u asked for: sizes are fixed when the pins are created (detach --all and remove %s to create them anew), or leave --max-endpoints and --max-rules out",
+			       m->pin_dir, m->max_eps, m->max_rule_slots,
+			       want.eps_given ? want.eps : m->max_eps,
+			       want.rule_slots_given ? want.rule_slots : m->max_rule_slots, m->pin_dir);
+	return 0;
+}
+
+int epg_object_size_counters(struct bpf_object *obj, uint32_t eps, uint32_t rule_slots)
+{
+	static const char *const ep_maps[] = { "epg_ep_stats", "epg_ep_info" };
+	static const char *const rule_maps[] = { "epg_rule_stats", "epg_rule_keys", "epg_rule_info" };
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < sizeof(ep_maps) / sizeof(ep_maps[0]); i++)
+		rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, ep_maps[i]), eps);
+	for (size_t i = 0; !rc && i < sizeof(rule_maps) / sizeof(rule_maps[0]); i++)
+		rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, rule_maps[i]),
+					      rule_slots);
+	return rc;
+}
+
 /* Create the maps by loading the object with no program, pinned by name. */
 static int create_pins(const char *pin_dir, struct epg_error *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
+	struct epg_sizes sz = sizes_wanted();
 	struct epgate_bpf *skel;
 	struct bpf_program *prog;
 	int rc;
@@ -123,7 +206,10 @@ static int create_pins(const char *pin_dir, struct epg_error *err)
 			       strerror(errno));
 	bpf_object__for_each_program(prog, skel->obj)
 		bpf_program__set_autoload(prog, false);
-	rc = epgate_bpf__load(skel);
+	/* pins that exist keep their size: read_sizes() checks them after */
+	rc = epg_object_size_counters(skel->obj, sz.eps, sz.rule_slots);
+	if (!rc)
+		rc = epgate_bpf__load(skel);
 	epgate_bpf__destroy(skel);
 	if (rc)
 		return set_err(err, rc, "cannot create the maps under %s: %s (run with -v for libbpf's details)",
@@ -163,6 +249,8 @@ int epg_maps_from_object(struct epg_maps *m, struct bpf_object *obj)
 		if (*map_fd(m, i) < 0)
 			return -ENOENT;
 	}
+	m->max_eps = max_entries_of(m->ep_stats);
+	m->max_rule_slots = max_entries_of(m->rule_stats);
 	return 0;
 }
 
@@ -255,7 +343,12 @@ int epg_maps_open(struct epg_maps *m, const char *pin_dir, int flags,
 				       path, strerror(-rc));
 		}
 	}
-	return check_abi(m->meta, pin_dir, err);
+	rc = check_abi(m->meta, pin_dir, err);
+	if (!rc)
+		rc = read_sizes(m, err);
+	if (rc)
+		epg_maps_close(m);
+	return rc;
 }
 
 void epg_maps_close(struct epg_maps *m)
@@ -531,26 +624,26 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 	for (uint32_t g = 0; g < EPG_G_MAX && !rc; g++)
 		rc = epg_percpu_sum(m->global, g, &s->global[g], sizeof(struct epg_counter));
 
-	s->eps = calloc(EPG_MAX_ENDPOINTS, sizeof(*s->eps));
-	s->rules = calloc(EPG_MAX_RULE_SLOTS, sizeof(*s->rules));
+	s->eps = calloc(m->max_eps, sizeof(*s->eps));
+	s->rules = calloc(m->max_rule_slots, sizeof(*s->rules));
 	s->ifaces = calloc(EPG_MAX_IFACES, sizeof(*s->ifaces));
 	if (!s->eps || !s->rules || !s->ifaces)
 		rc = -ENOMEM;
-	struct epg_ep_info *all = rc ? NULL : calloc(EPG_MAX_ENDPOINTS, sizeof(*all));
+	struct epg_ep_info *all = rc ? NULL : calloc(m->max_eps, sizeof(*all));
 
 	if (!rc && !all)
 		rc = -ENOMEM;
 	if (!rc)
-		rc = epg_read_array(m->ep_info, EPG_MAX_ENDPOINTS, sizeof(*all), all);
+		rc = epg_read_array(m->ep_info, m->max_eps, sizeof(*all), all);
 	/* per-CPU counters in batches: one syscall per map, not one per slot */
 	size_t stride;
 	int ncpu;
-	void *epc = rc ? NULL : read_percpu_array(m->ep_stats, EPG_MAX_ENDPOINTS,
+	void *epc = rc ? NULL : read_percpu_array(m->ep_stats, m->max_eps,
 						  sizeof(struct epg_ep_counters), &stride, &ncpu);
 
 	if (!rc && !epc)
 		rc = -EIO;
-	for (uint32_t i = 0; i < EPG_MAX_ENDPOINTS && !rc; i++) {
+	for (uint32_t i = 0; i < m->max_eps && !rc; i++) {
 		struct epg_ep_snapshot *e = &s->eps[s->n_eps];
 
 		if (!all[i].in_use)
@@ -563,7 +656,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 	free(epc);
 	free(all);
 	/* slot -> index into eps, so each address is placed in O(1) */
-	uint32_t *by_slot = rc ? NULL : calloc(EPG_MAX_ENDPOINTS, sizeof(*by_slot));
+	uint32_t *by_slot = rc ? NULL : calloc(m->max_eps, sizeof(*by_slot));
 
 	if (!rc && !by_slot)
 		rc = -ENOMEM;
@@ -585,7 +678,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 
 		if (akeys[i].gen != (s->meta.active_gen & 1))
 			continue;
-		if (v->ep_slot < EPG_MAX_ENDPOINTS && by_slot[v->ep_slot])
+		if (v->ep_slot < m->max_eps && by_slot[v->ep_slot])
 			rc = add_addr_text(&s->eps[by_slot[v->ep_slot] - 1], &akeys[i]);
 		if (v->ruleset < EPG_MAX_SETS)
 			used[v->ruleset] = 1;
@@ -607,7 +700,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 	free(svals);
 	free(used);
 	free(by_slot);
-	void *rc_buf = rc ? NULL : read_percpu_array(m->rule_stats, EPG_MAX_RULE_SLOTS,
+	void *rc_buf = rc ? NULL : read_percpu_array(m->rule_stats, m->max_rule_slots,
 						     sizeof(struct epg_counter), &stride, &ncpu);
 
 	if (!rc && !rc_buf)
@@ -622,7 +715,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 	for (size_t i = 0; !rc && i < n_rules; i++) {
 		struct epg_rule_snapshot *r = &s->rules[s->n_rules];
 
-		if (rkeys[i] >= EPG_MAX_RULE_SLOTS)
+		if (rkeys[i] >= m->max_rule_slots)
 			continue;
 		r->info = rvals[i];
 		r->slot = rkeys[i];
