@@ -114,8 +114,10 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 
 	/* A tracked packet under the policy its flow last saw: the flow knows
 	 * how this orientation's packets are classified, no address lookup. */
-	/* the policy generation as cache stamps hold it: never 0 (= none) */
-	cls_gen = meta ? (__u32)(meta->generation % 0xffffffffULL) + 1 : 1;
+	/* the policy generation as cache stamps hold it: its low 32 bits, plus
+	 * one, never 0 (= none); no division on the per-packet path */
+	cls_gen = meta ? (__u32)meta->generation + 1 : 1;
+	cls_gen += !cls_gen;
 	now = epg_now();
 	if (rc == EPG_PARSE_OK && p->frag == EPG_FRAG_NONE) {
 		tracked = epg_ct_key_of(&ck, p, &src_lo);

@@ -111,7 +111,14 @@ else
 fi
 S detach va >/dev/null 2>&1
 S --max-rules 30 apply "$EX"/*.json >/dev/null 2>&1 && ok "the same sizes, asked again: accepted" || ko "--max-rules 30 again refused"
-expect "other sizes than the pins'" "was created with 4 endpoint and 30 rule counter slots" S --max-endpoints 8 status
+# an upgrade that adds a map to pins of other sizes than this host's defaults
+rm -f "$TMP/bpf/small/epg_ct_ended"
+out=$(S apply "$EX"/*.json 2>&1)
+[ $? -eq 0 ] && [ -e "$TMP/bpf/small/epg_ct_ended" ] && [ "$(ent epg_ep_stats)" = 4 ] &&
+	ok "a missing map is added to pins of other sizes, which keep theirs" || ko "adding a map to small pins: $out"
+expect "other sizes than the pins'" "was created with 4 endpoint and 30 rule counter slots" S --max-endpoints 8 apply "$EX"/*.json
+S --max-endpoints 8 status >/dev/null 2>&1 && ok "read-only commands ignore sizes asked for" ||
+	ko "status --max-endpoints 8 on 4-slot pins: $(S --max-endpoints 8 status 2>&1)"
 expect "--max-rules out of range" "--max-rules (EPGATE_MAX_RULES) takes 1..262144" S --max-rules 0 status
 expect "EPGATE_MAX_ENDPOINTS not a number" "takes 1..16384, not 'x'" \
 	env EPGATE_MAX_ENDPOINTS=x timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/small" status

@@ -540,6 +540,34 @@ static void test_collect(void)
 	epg_fl_state_free(NULL);
 }
 
+/* A stale copy of a flow (lower counts, same key and creation time: a
+ * removed flow's last counts read before a later table read) adds nothing,
+ * and does not lower what was reported. */
+static void test_collect_stale(void)
+{
+	struct epg_fl_eni eni = mk_eni("10.0.1.10", ENI_A, ACCT);
+	struct epg_fl_state *st = epg_fl_state_new();
+	struct sink s = { .n = 0 };
+	struct epg_flow fl[1];
+
+	epg_fl_format_parse(NULL, &s.fmt, NULL);
+	CHECK(st != NULL, "state");
+	if (!st)
+		return;
+	fl[0] = mk_flow(&F1_2);
+	CHECK_EQ(collect(st, &s, T0, T0 + 60, fl, 1, NULL, 0, 0, &eni, 1), 2, "stale: first report");
+	fl[0] = mk_flow(&F1_1);
+	CHECK_EQ(collect(st, &s, T0 + 60, T0 + 120, fl, 1, NULL, 0, 0, &eni, 1), 1,
+		 "stale: the older copy adds nothing (NODATA only)");
+	CHECK(lines_are("stale", &s, LINES(
+		"2 123456789010 " ENI_A " - - - - - - - 1418530060 1418530120 - NODATA")), "stale: NODATA");
+	fl[0] = mk_flow(&F1_2);
+	CHECK_EQ(collect(st, &s, T0 + 120, T0 + 180, fl, 1, NULL, 0, 0, &eni, 1), 1,
+		 "stale: the newer copy again adds nothing either (it was reported)");
+	sink_free(&s);
+	epg_fl_state_free(st);
+}
+
 /* Keys written by hand rather than by mk_flow: the lo side is the client
  * (init_lo = 1) for an inbound flow, and the endpoint for an outbound one. */
 static void test_collect_raw_keys(void)
@@ -926,6 +954,7 @@ int main(void)
 	test_format_parse();
 	test_format_record();
 	test_collect();
+	test_collect_stale();
 	test_collect_raw_keys();
 	test_collect_multi_addr();
 	test_collect_custom();

@@ -105,11 +105,16 @@ int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all, struct epg_flow
 	for (size_t i = 0; !rc && i < x.idle.n; i++) {
 		struct epg_flow *f = &x.idle.v[i];
 
-		/* look again: a packet may have revived it since */
-		if (bpf_map_lookup_elem(m->ct, &f->key, &f->val) || (!all && !is_idle(&f->val, now_ns)))
+		/* taken out with its last counts in one step; absent: the
+		 * datapath removed it first, and reported it */
+		if (bpf_map_lookup_and_delete_elem(m->ct, &f->key, &f->val))
 			continue;
-		if (bpf_map_delete_elem(m->ct, &f->key))
-			continue; /* the datapath removed it first, and reported it */
+		/* a packet revived it (or a new flow took its ports) since it
+		 * was read: it goes back, unless a packet meanwhile made a new
+		 * flow there, and then this one ended here after all */
+		if (!all && !is_idle(&f->val, now_ns) &&
+		    !bpf_map_update_elem(m->ct, &f->key, &f->val, BPF_NOEXIST))
+			continue;
 		removed++;
 		if (ended && epg_flow_vec_push(ended, f))
 			rc = -ENOMEM;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <bpf/bpf.h>
@@ -119,7 +120,7 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = m->pin_dir);
 	LIBBPF_OPTS(bpf_test_run_opts, topts, .repeat = 1);
-	struct bpf_map *private_maps[7];
+	struct bpf_map *private_maps[8];
 	libbpf_print_fn_t old_print;
 	struct epgate_bpf *skel;
 	struct epg_meta meta;
@@ -167,9 +168,16 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 	private_maps[4] = skel->maps.epg_rej;
 	private_maps[5] = skel->maps.epg_ifaces;
 	private_maps[6] = skel->maps.epg_frag;
-	for (size_t i = 0; i < 7; i++)
+	private_maps[7] = skel->maps.epg_ct_ended; /* never serve's flow logs */
+	for (size_t i = 0; i < 8; i++)
 		bpf_map__set_pin_path(private_maps[i], NULL);
-	rc = epg_object_size_counters(skel->obj, m->max_eps, m->max_rule_slots);
+	/* small: one flow at most, one removed flow at most */
+	rc = bpf_map__set_max_entries(skel->maps.epg_ct, 16);
+	if (!rc)
+		rc = bpf_map__set_max_entries(skel->maps.epg_ct_ended,
+					      (uint32_t)sysconf(_SC_PAGESIZE));
+	if (!rc)
+		rc = epg_object_size_counters(skel->obj, m->max_eps, m->max_rule_slots);
 	if (!rc)
 		rc = epgate_bpf__load(skel);
 	libbpf_set_print(old_print);

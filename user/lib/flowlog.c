@@ -635,12 +635,16 @@ int epg_fl_collect(struct epg_fl_state *st, const struct epg_fl_interval *iv,
 			uint64_t dp = p - e->packets[d], db = b - e->bytes[d];
 			struct epg_fl_record r;
 
-			if (p < e->packets[d] || b < e->bytes[d]) { /* went back: a reset */
-				dp = p;
-				db = b;
+			/* Counts of one flow (key and creation time) never go back:
+			 * lower ones are a stale copy (a removed flow's last counts
+			 * can arrive after the table was read). Nothing new. */
+			if (p < e->packets[d] || b < e->bytes[d]) {
+				dp = 0;
+				db = 0;
+			} else {
+				e->packets[d] = p;
+				e->bytes[d] = b;
 			}
-			e->packets[d] = p;
-			e->bytes[d] = b;
 			if (!dp || eni < 0)
 				continue;
 			memset(&r, 0, sizeof(r));

@@ -157,41 +157,79 @@ static uint32_t max_entries_of(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
 }
 
-/* The pins' sizes; where a size was asked for, it must be theirs. */
-static int read_sizes(struct epg_maps *m, struct epg_error *err)
+/* The pins' sizes; for a command that creates pins, a size asked for must
+ * be theirs (other commands only read them). */
+static int read_sizes(struct epg_maps *m, bool creating, struct epg_error *err)
 {
 	struct epg_sizes want = sizes_wanted();
 
 	m->max_eps = max_entries_of(m->ep_stats);
 	m->max_rule_slots = max_entries_of(m->rule_stats);
-	if (!m->max_eps || m->max_eps > EPG_MAX_ENDPOINTS || !m->max_rule_slots ||
-	    m->max_rule_slots > EPG_MAX_RULE_SLOTS)
+	if (!m->max_eps || !m->max_rule_slots)
+		return set_err(err, -errno ? -errno : -EIO, "%s/epg_ep_stats, epg_rule_stats: cannot read their sizes: %s",
+			       m->pin_dir, strerror(errno ? errno : EIO));
+	if (m->max_eps > EPG_MAX_ENDPOINTS || m->max_rule_slots > EPG_MAX_RULE_SLOTS)
 		return set_err(err, -EPROTO, "%s: the counter maps have sizes this build cannot use (%u endpoint slots, %u rule slots): detach --all, remove %s, then attach and apply again",
 			       m->pin_dir, m->max_eps, m->max_rule_slots, m->pin_dir);
-	if ((want.eps_given && want.eps != m->max_eps) ||
-	    (want.rule_slots_given && want.rule_slots != m->max_rule_slots))
-		return set_err(err, -EEXIST, "%s was created with %u endpoint and %u rule counter slots, not the %u and %u asked for: sizes are fixed when the pins are created (detach --all and remove %s to create them anew), or leave --max-endpoints and --max-rules out",
+	if (creating && ((want.eps_given && want.eps != m->max_eps) ||
+			 (want.rule_slots_given && want.rule_slots != m->max_rule_slots)))
+		return set_err(err, -EEXIST, "%s was created with %u endpoint and %u rule counter slots, not the %u and %u asked for: sizes are fixed when the pins are created (detach --all and remove %s to create them anew), or leave out --max-endpoints and --max-rules (EPGATE_MAX_ENDPOINTS, EPGATE_MAX_RULES)",
 			       m->pin_dir, m->max_eps, m->max_rule_slots,
 			       want.eps_given ? want.eps : m->max_eps,
 			       want.rule_slots_given ? want.rule_slots : m->max_rule_slots, m->pin_dir);
 	return 0;
 }
 
-int epg_object_size_counters(struct bpf_object *obj, uint32_t eps, uint32_t rule_slots)
+static const char *const ep_maps[] = { "epg_ep_stats", "epg_ep_info" };
+static const char *const rule_maps[] = { "epg_rule_stats", "epg_rule_keys", "epg_rule_info" };
+
+/* The size of a pinned map, or 0 when it is not pinned (or unreadable). */
+static uint32_t pinned_max_entries(const char *pin_dir, const char *name)
 {
-	static const char *const ep_maps[] = { "epg_ep_stats", "epg_ep_info" };
-	static const char *const rule_maps[] = { "epg_rule_stats", "epg_rule_keys", "epg_rule_info" };
+	char path[512];
+	uint32_t n;
+	int fd;
+
+	if (!pin_dir)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	n = max_entries_of(fd);
+	close(fd);
+	return n;
+}
+
+/* Each counter map: the size of its pin where there is one (libbpf reuses
+ * a pin only when the definitions match), else eps or rule_slots. */
+static int size_counters(struct bpf_object *obj, const char *pin_dir, uint32_t eps,
+			 uint32_t rule_slots)
+{
 	int rc = 0;
 
-	for (size_t i = 0; !rc && i < sizeof(ep_maps) / sizeof(ep_maps[0]); i++)
-		rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, ep_maps[i]), eps);
-	for (size_t i = 0; !rc && i < sizeof(rule_maps) / sizeof(rule_maps[0]); i++)
+	for (size_t i = 0; !rc && i < sizeof(ep_maps) / sizeof(ep_maps[0]); i++) {
+		uint32_t n = pinned_max_entries(pin_dir, ep_maps[i]);
+
+		rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, ep_maps[i]),
+					      n ? n : eps);
+	}
+	for (size_t i = 0; !rc && i < sizeof(rule_maps) / sizeof(rule_maps[0]); i++) {
+		uint32_t n = pinned_max_entries(pin_dir, rule_maps[i]);
+
 		rc = bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, rule_maps[i]),
-					      rule_slots);
+					      n ? n : rule_slots);
+	}
 	return rc;
 }
 
-/* Create the maps by loading the object with no program, pinned by name. */
+int epg_object_size_counters(struct bpf_object *obj, uint32_t eps, uint32_t rule_slots)
+{
+	return size_counters(obj, NULL, eps, rule_slots);
+}
+
+/* Create the maps by loading the object with no program, pinned by name:
+ * the missing ones (the first time, or after an upgrade that added a map). */
 static int create_pins(const char *pin_dir, struct epg_error *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir);
@@ -206,8 +244,9 @@ static int create_pins(const char *pin_dir, struct epg_error *err)
 			       strerror(errno));
 	bpf_object__for_each_program(prog, skel->obj)
 		bpf_program__set_autoload(prog, false);
-	/* pins that exist keep their size: read_sizes() checks them after */
-	rc = epg_object_size_counters(skel->obj, sz.eps, sz.rule_slots);
+	/* pins that exist keep their sizes: read_sizes() compares them with
+	 * the sizes asked for */
+	rc = size_counters(skel->obj, pin_dir, sz.eps, sz.rule_slots);
 	if (!rc)
 		rc = epgate_bpf__load(skel);
 	epgate_bpf__destroy(skel);
@@ -345,7 +384,7 @@ int epg_maps_open(struct epg_maps *m, const char *pin_dir, int flags,
 	}
 	rc = check_abi(m->meta, pin_dir, err);
 	if (!rc)
-		rc = read_sizes(m, err);
+		rc = read_sizes(m, flags & EPG_OPEN_CREATE, err);
 	if (rc)
 		epg_maps_close(m);
 	return rc;

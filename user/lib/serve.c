@@ -385,19 +385,22 @@ static uint64_t clock_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Packets whose flow-log records were lost: tables or ring full. */
-static uint64_t flowlog_lost(struct serve *sv)
+/* Packets whose flow-log records were lost (tables or ring full), so far;
+ * -errno when a counter cannot be read. */
+static int flowlog_lost(struct serve *sv, uint64_t *n)
 {
 	static const uint32_t idx[] = { EPG_G_REJ_LOST, EPG_G_ENDED_LOST };
-	uint64_t n = 0;
 
+	*n = 0;
 	for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++) {
 		struct epg_counter c;
+		int rc = epg_percpu_sum(sv->maps.global, idx[i], &c, sizeof(c));
 
-		if (!epg_percpu_sum(sv->maps.global, idx[i], &c, sizeof(c)))
-			n += c.packets;
+		if (rc)
+			return rc;
+		*n += c.packets;
 	}
-	return n;
+	return 0;
 }
 
 static void flow_log_interval(struct serve *sv)
@@ -405,16 +408,20 @@ static void flow_log_interval(struct serve *sv)
 	struct epg_flow_vec *fv = &sv->ended;
 	struct epg_fl_rejected *rej = NULL;
 	struct epg_fl_interval iv = { 0 };
-	uint64_t lost = flowlog_lost(sv);
+	uint64_t lost = 0;
+	bool lost_read = !flowlog_lost(sv, &lost) && lost >= sv->rej_lost_seen;
 	size_t n_rej = 0, n_ended;
 	int rc;
 
 	/* the removed flows first, then the table: a flow removed meanwhile
-	 * is in the ring of the next interval, never in both */
+	 * is in the ring of the next interval, never in both. A ring that
+	 * cannot be read now keeps its records for the next interval. */
 	rc = epg_ct_drain_ended(&sv->maps, fv);
+	if (rc < 0)
+		logmsg("flow logs: cannot read the removed flows (epg_ct_ended): %s; they come with a later interval",
+		       strerror(-rc));
 	n_ended = fv->n;
-	if (rc >= 0)
-		rc = epg_ct_foreach(&sv->maps, collect_flow, fv);
+	rc = epg_ct_foreach(&sv->maps, collect_flow, fv);
 	if (!rc)
 		rc = drain_rejected(sv, &rej, &n_rej);
 	iv.end = clock_ns(CLOCK_REALTIME) / 1000000000ull;
@@ -424,7 +431,7 @@ static void flow_log_interval(struct serve *sv)
 	iv.n_flows = fv->n;
 	iv.rejected = rej;
 	iv.n_rejected = n_rej;
-	iv.lost = lost - sv->rej_lost_seen;
+	iv.lost = lost_read ? lost - sv->rej_lost_seen : 0;
 	iv.enis = sv->enis;
 	iv.n_enis = sv->n_enis;
 	if (!rc && epg_fl_collect(sv->fl, &iv, write_record, sv) < 0)
@@ -436,7 +443,8 @@ static void flow_log_interval(struct serve *sv)
 	} else {
 		if (iv.lost)
 			atomic_fetch_add(&sv->flowlog_skipped, iv.lost);
-		sv->rej_lost_seen = lost;
+		if (lost_read)
+			sv->rej_lost_seen = lost;
 		fv->n = 0;
 	}
 	fflush(sv->flow_out);
@@ -471,13 +479,23 @@ static void discard_record(const struct epg_fl_record *r, void *ctx)
  * is written: a drop then costs a hash update). */
 static void set_flowlog_flag(struct serve *sv, bool on)
 {
+	struct epg_error err = { "" };
+	struct epg_maps locked;
 	struct epg_meta meta;
 	uint32_t zero = 0;
 
-	if (bpf_map_lookup_elem(sv->maps.meta, &zero, &meta))
+	/* under the pin directory's lock: an apply rewrites epg_meta whole */
+	if (epg_maps_open(&locked, sv->o->pin_dir, EPG_OPEN_LOCK, &err)) {
+		logmsg("flow logs: cannot turn the datapath's recording %s: %s", on ? "on" : "off",
+		       err.msg);
 		return;
-	meta.flags = on ? (meta.flags | EPG_META_FLOWLOG) : (meta.flags & ~EPG_META_FLOWLOG);
-	bpf_map_update_elem(sv->maps.meta, &zero, &meta, BPF_ANY);
+	}
+	if (!bpf_map_lookup_elem(locked.meta, &zero, &meta)) {
+		meta.flags = on ? (meta.flags | EPG_META_FLOWLOG) : (meta.flags & ~EPG_META_FLOWLOG);
+		if (bpf_map_update_elem(locked.meta, &zero, &meta, BPF_ANY))
+			logmsg("flow logs: cannot write epg_meta: %s", strerror(errno));
+	}
+	epg_maps_close(&locked);
 }
 
 /* The flows' counters as they stand when serve starts are the baseline: a
@@ -495,7 +513,8 @@ static void flow_log_baseline(struct serve *sv)
 		epg_fl_collect(sv->fl, &iv, discard_record, NULL);
 	}
 	sv->ended.n = 0;
-	sv->rej_lost_seen = flowlog_lost(sv);
+	if (flowlog_lost(sv, &sv->rej_lost_seen))
+		sv->rej_lost_seen = 0;
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -557,16 +576,17 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		flow_log_baseline(&sv);
 		set_flowlog_flag(&sv, true);
 	}
-	rc = start_http(&sv, err);
-	if (rc)
-		goto out_log;
-
+	/* blocked before the HTTP threads start, which inherit the mask: a
+	 * signal is taken by sigtimedwait below, never by a thread it kills */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	rc = start_http(&sv, err);
+	if (rc)
+		goto out_log;
 	logmsg("running: pin directory %s, metrics on http://%s/metrics%s%s", o->pin_dir,
 	       o->listen ? o->listen : EPG_DEFAULT_LISTEN, o->flow_log ? ", flow logs to " : "",
 	       o->flow_log ? o->flow_log : "");
