@@ -148,8 +148,8 @@ static __always_inline __u32 epg_ct_timeout(const struct epg_ct_timeouts *t, __u
  * logs when they are on: the copy is taken before the delete, which may
  * recycle the element at once, and handed on only by the CPU whose delete
  * succeeded (the sweeper, or another CPU, may have removed it first). */
-static __always_inline void epg_ct_remove(const struct epg_ct_key *k, const struct epg_ct_val *v,
-					  int flowlog)
+static __always_inline int epg_ct_remove(const struct epg_ct_key *k, const struct epg_ct_val *v,
+					 int flowlog)
 {
 	struct epg_scratch *scr = flowlog ? epg_scratch_get() : NULL;
 
@@ -157,11 +157,12 @@ static __always_inline void epg_ct_remove(const struct epg_ct_key *k, const stru
 		scr->ended.key = *k;
 		scr->ended.val = *v;
 	}
-	if (bpf_map_delete_elem(&epg_ct, k) || !scr)
-		return;
-	if (bpf_ringbuf_output(&epg_ct_ended, &scr->ended, sizeof(scr->ended), 0))
-		epg_count_global(EPG_G_ENDED_LOST,
-				 scr->ended.val.packets[0] + scr->ended.val.packets[1]);
+	if (bpf_map_delete_elem(&epg_ct, k))
+		return 0;
+	/* a full ring: one flow whose last counts are lost */
+	if (scr && bpf_ringbuf_output(&epg_ct_ended, &scr->ended, sizeof(scr->ended), 0))
+		epg_count_global(EPG_G_ENDED_LOST, 0);
+	return 1;
 }
 
 /* A live flow for key, or NULL; an idle one found here is removed. */
@@ -175,8 +176,8 @@ static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key 
 	 * Idle for the whole timeout: gone (a zero timeout, which the benchmark
 	 * uses for new flows, expires within the same tick of the clock). */
 	if (v && now >= v->last_seen_ns && now - v->last_seen_ns >= (__u64)v->timeout_s * EPG_NSEC) {
-		epg_ct_remove(k, v, flowlog);
-		epg_count_global(EPG_G_CT_EXPIRED, 0);
+		if (epg_ct_remove(k, v, flowlog))
+			epg_count_global(EPG_G_CT_EXPIRED, 0);
 		return NULL;
 	}
 	return v;
@@ -301,6 +302,20 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	return 0; /* -EEXIST: another CPU created it first */
 }
 
+static __always_inline int epg_addr_eq(__u32 family, const __u8 *a, const __u8 *b)
+{
+	__u64 x[2] = { 0, 0 }, y[2] = { 0, 0 };
+
+	if (family == AF_INET) {
+		__builtin_memcpy(x, a, 4);
+		__builtin_memcpy(y, b, 4);
+	} else {
+		__builtin_memcpy(x, a, 16);
+		__builtin_memcpy(y, b, 16);
+	}
+	return x[0] == y[0] && x[1] == y[1];
+}
+
 /* An ICMP error quoting a live flow is part of it. */
 static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now, int flowlog)
 {
@@ -308,6 +323,10 @@ static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now, in
 	__u32 family = p->family;
 
 	if (!p->icmp_err)
+		return 0;
+	/* an error goes to the sender of the packet it quotes: a quote from
+	 * anyone else is not related, whatever flow it names */
+	if (!epg_addr_eq(family, p->inner.saddr, p->daddr))
 		return 0;
 	epg_ct_key_make(&k, family, p->inner.proto, p->inner.saddr, p->inner.daddr,
 			p->inner.sport, p->inner.dport);

@@ -95,7 +95,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	const struct epg_meta *meta;
 	struct epg_ct_key ck = {};
 	struct epg_ct_val *flow = NULL, *closed = NULL;
-	__u32 zero = 0, gen = 0, dir = 0, sel, rule, acl, acl_gen, acl_slot, cls_gen, tag = 0;
+	__u32 zero = 0, gen = 0, dir = 0, sel, rule, acl, acl_gen, acl_slot, cls_gen = 1, tag = 0;
 	int bit, tracked = 0, reason, acl_cached, cacheable, ori = 0, src_lo = 0;
 	int flowlog = 0, looked = 0, classified = 0;
 	const struct epg_pkt *p = pkt;
@@ -108,16 +108,20 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	 * recorded for flow logs (serve --flow-log), read once. */
 	meta = bpf_map_lookup_elem(&epg_meta, &zero);
 	if (meta) {
-		gen = meta->active_gen & 1;
+		/* one load: the active generation and the cache stamp agree
+		 * even when this packet meets an apply's flip (active_gen is
+		 * always generation & 1) */
+		__u64 g = meta->generation;
+
+		gen = g & 1;
+		/* the stamp: its low 32 bits, plus one, never 0 (= none) */
+		cls_gen = (__u32)g + 1;
+		cls_gen += !cls_gen;
 		flowlog = (meta->flags & EPG_META_FLOWLOG) != 0;
 	}
 
 	/* A tracked packet under the policy its flow last saw: the flow knows
 	 * how this orientation's packets are classified, no address lookup. */
-	/* the policy generation as cache stamps hold it: its low 32 bits, plus
-	 * one, never 0 (= none); no division on the per-packet path */
-	cls_gen = meta ? (__u32)meta->generation + 1 : 1;
-	cls_gen += !cls_gen;
 	now = epg_now();
 	if (rc == EPG_PARSE_OK && p->frag == EPG_FRAG_NONE) {
 		tracked = epg_ct_key_of(&ck, p, &src_lo);
@@ -196,8 +200,6 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 1, bytes, &acl_slot))
 		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
-	if (closed)
-		epg_ct_remove(&ck, closed, flowlog);
 
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
@@ -247,10 +249,15 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 				flow->cls_gen[ori & 1] = cls_gen;
 			}
 		}
-	} else if (reason == EPG_R_RULE && tracked &&
-		   epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, bytes, now, tmo,
-				 acl_gen, acl_slot))
-		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
+	} else if (reason == EPG_R_RULE && tracked) {
+		/* allowed: the closed connection whose ports it reuses ends */
+		if (closed)
+			epg_ct_remove(&ck, closed, flowlog);
+		if (epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, bytes, now, tmo,
+				  acl_gen, acl_slot))
+			return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_CT_FULL,
+					   EPG_NO_RULE_SLOT, bytes);
+	}
 	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, bytes);
 }
 
@@ -261,18 +268,18 @@ struct {
 } XDP_RUN_CONFIG(epg_xdp);
 
 /* Parsing, also a global function of its own for the same reason. */
-__noinline int epg_parse_xdp(struct xdp_md *ctx, struct epg_pkt *p)
+__noinline int epg_parse_xdp(struct xdp_md *ctx, struct epg_pkt *p, __u64 len)
 {
 	if (!p)
 		return EPG_PARSE_NOT_IP;
-	return epg_parse(p, (void *)(long)ctx->data, (void *)(long)ctx->data_end);
+	return epg_parse(p, (void *)(long)ctx->data, (void *)(long)ctx->data_end, len);
 }
 
 __noinline int epg_parse_skb(struct __sk_buff *skb, struct epg_pkt *p)
 {
 	if (!p)
 		return EPG_PARSE_NOT_IP;
-	return epg_parse(p, (void *)(long)skb->data, (void *)(long)skb->data_end);
+	return epg_parse(p, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->len);
 }
 
 /* xdp.frags: multi-buffer frames (jumbo MTU) are accepted; the headers the
@@ -282,7 +289,7 @@ int epg_xdp(struct xdp_md *ctx)
 {
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	struct epg_pkt p = {};
-	int rc = epg_parse_xdp(ctx, &p);
+	int rc = epg_parse_xdp(ctx, &p, bytes);
 
 	if (epg_passes_untouched(rc, bytes))
 		return XDP_PASS;

@@ -228,7 +228,8 @@ static __always_inline int epg_maybe_endpoint(const struct epg_pkt *p)
 		(epg_filter_test(f, EPG_FILTER_BIT1(hd)) & epg_filter_test(f, EPG_FILTER_BIT2(hd)))) & 1;
 }
 
-static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *data_end)
+static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *data_end,
+					  __u64 avail)
 {
 	struct iphdr *ip = nh;
 	__u32 hlen, tot;
@@ -246,7 +247,9 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 	tot = bpf_ntohs(ip->tot_len);
 	if (ip->version != 4 || hlen < sizeof(*ip) || tot < hlen)
 		return EPG_R_MALFORMED_IP;
-	if (nh + tot > data_end)
+	/* the whole packet, not only what is linear (tc pulls the headers;
+	 * a multi-buffer XDP frame has its payload in fragments) */
+	if (tot > avail)
 		return EPG_R_MALFORMED_IP;
 
 	if (ip->frag_off & bpf_htons(0x1fff))
@@ -272,7 +275,8 @@ static __always_inline int epg_ip6_is_ext(__u8 next)
 	       next == IPPROTO_DSTOPTS || next == IPPROTO_FRAGMENT || next == IPPROTO_AH;
 }
 
-static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *data_end)
+static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *data_end,
+					  __u64 avail)
 {
 	struct ipv6hdr *ip6 = nh;
 	__u32 off, plen, frag_hdr_end = 0;
@@ -292,7 +296,7 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 
 	plen = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	end = nh + plen;
-	if (ip6->version != 6 || ip6->payload_len == 0 || end > data_end)
+	if (ip6->version != 6 || ip6->payload_len == 0 || plen > avail)
 		return EPG_R_MALFORMED_IP;
 
 	/*
@@ -350,10 +354,13 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 	return epg_parse_l4(p, cur, end, data_end);
 }
 
-static __always_inline int epg_parse(struct epg_pkt *p, void *data, void *data_end)
+/* len: the whole frame's length, of which data .. data_end is the part
+ * that can be read (at least the headers). */
+static __always_inline int epg_parse(struct epg_pkt *p, void *data, void *data_end, __u64 len)
 {
 	struct ethhdr *eth = data;
 	void *nh = eth + 1;
+	__u64 l2 = sizeof(*eth);
 	__be16 proto;
 	int i;
 
@@ -370,12 +377,14 @@ static __always_inline int epg_parse(struct epg_pkt *p, void *data, void *data_e
 			return EPG_PARSE_NOT_IP;
 		proto = vh->proto;
 		nh = vh + 1;
+		l2 += sizeof(*vh);
 	}
 
+	len = len > l2 ? len - l2 : 0;
 	if (proto == bpf_htons(ETH_P_IP))
-		return epg_parse_ipv4(p, nh, data_end);
+		return epg_parse_ipv4(p, nh, data_end, len);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return epg_parse_ipv6(p, nh, data_end);
+		return epg_parse_ipv6(p, nh, data_end, len);
 	return EPG_PARSE_NOT_IP;
 }
 

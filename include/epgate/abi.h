@@ -76,8 +76,8 @@ enum epg_global {
 	EPG_G_CT_EXPIRED  = 4, /* flows removed by the datapath when found idle */
 	EPG_G_FORWARDED   = 5, /* tc egress: forwarded, judged where it arrived */
 	EPG_G_REJ_LOST    = 6, /* rejected packets not recorded for flow logs: table full */
-	EPG_G_ENDED_LOST  = 7, /* packets of flows the datapath removed whose last
-				* counts could not be handed to the flow logs: ring full */
+	EPG_G_ENDED_LOST  = 7, /* flows the datapath removed whose last counts
+				* could not be handed to the flow logs: ring full */
 	EPG_G_MAX         = 8
 };
 
@@ -225,7 +225,7 @@ struct epg_ct_key {
 	__u8  proto;
 	__u8  family;
 	__u16 pad;
-};
+} __attribute__((aligned(8))); /* read as words (epg_ct_tag) */
 
 struct epg_ct_val {
 	__u64 created_ns;   /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
@@ -443,6 +443,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 48, "epg_iface_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 32, "epg_meta layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_key) == 24, "epg_addr_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_val) == 16, "epg_addr_val layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer4_key) == 12, "epg_peer4_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer6_key) == 24, "epg_peer6_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_svc_key) == 12, "epg_svc_key layout");

@@ -17,10 +17,10 @@
  *  - CHOICE (adopted): a packet moves a flow one step: SYN+ACK+FIN from the
  *    responder in syn_sent makes it syn_recv, not closing.
  *  - A packet dropped by the outbound ACL does not touch its flow (no state
- *    change, no refresh). Inbound, the ACL comes first: a packet it drops
- *    never reaches the flow table, so a pure SYN it drops does not remove
- *    the closing/closed flow it would have replaced. Outbound, that SYN
- *    removes the old flow before the rules and the ACL judge it (CHOICE).
+ *    change, no refresh). A pure SYN on the ports of a closing/closed flow
+ *    is judged as a new connection, and replaces the old flow only when the
+ *    rules and the ACL allow it: a SYN that is dropped leaves the old flow
+ *    (CHOICE, revised: it used to remove it before the rules judged it).
  *  - An idle flow is forgotten when a packet of it is judged, even one the
  *    inbound ACL then drops: the table counts idle flows not yet met (a
  *    plain hash holds live and unmet idle flows; what fills it).
@@ -753,10 +753,8 @@ static struct rm_flow *packet_flow(struct refmodel *m, const struct rm_packet *p
 		return NULL;
 	f = flow_find(m, &k, now);
 	if (f && p->proto == IPPROTO_TCP && pure_syn(p->tcp_flags) &&
-	    (f->state == ST_CLOSING || f->state == ST_CLOSED)) {
-		flow_remove(m, f);
-		f = NULL;
-	}
+	    (f->state == ST_CLOSING || f->state == ST_CLOSED))
+		f = NULL; /* a new connection: allow_new() replaces the old flow */
 	return f;
 }
 
@@ -768,6 +766,10 @@ static bool is_related(struct refmodel *m, const struct rm_packet *p, uint64_t n
 
 	if (p->proto != icmp_of(p->family) || !is_icmp_error(p->family, p->icmp_type) ||
 	    !p->has_quote || q->l4_len < 8)
+		return false;
+	/* an error goes to the sender of what it quotes (CHOICE): a quote of
+	 * someone else's packet is related to nothing */
+	if (memcmp(q->src, p->dst, alen(p->family)))
 		return false;
 	if (!make_key(&k, p->family, q->src, q->dst, q->proto, q->sport, q->dport, q->icmp_type,
 		      q->echo_id))
@@ -857,6 +859,12 @@ static struct rm_verdict no_rule(const struct rm_packet *p)
 static struct rm_verdict allow_new(struct refmodel *m, const struct rm_packet *p,
 				   const struct rm_addr *addr, uint64_t now)
 {
+	struct rm_fkey k;
+	struct rm_flow *old;
+
+	/* the closing/closed flow whose ports a new SYN reuses ends here */
+	if (packet_key(&k, p) && (old = flow_find(m, &k, now)))
+		flow_remove(m, old);
 	if (flow_create(m, p, addr, now) == TABLE_FULL)
 		return RM_DROP("conntrack_allowance_exceeded");
 	return RM_ACCEPT("rule");

@@ -519,6 +519,15 @@ static void conntrack_tests(void)
 	     EPG_R_TRACKED, NULL);
 	struct pkt_spec syn2 = tcp4("198.18.1.1", 40001, A4, 443, SYN);
 	step("a new connection is refused", &syn2, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	/* a SYN on a closing flow's ports that no rule allows leaves the flow */
+	struct pkt_spec fin0 = tcp4("198.18.1.1", 40000, A4, 443, FIN | ACK);
+	step("FIN while the rule is gone", &fin0, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED, NULL);
+	step("a SYN on the closing flow's ports, no rule allows it", &syn, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_NO_RULE, NULL);
+	CHECK(flow_of(&syn, &f) == 0 && f.val.state == EPG_CT_TCP_CLOSING,
+	      "the closing flow stays after a SYN that was refused");
+	step("the closing flow's last ACK still passes", &ack, XDP_PASS, "vpce-aaaa", IN,
+	     EPG_R_TRACKED, NULL);
 	CHECK_EQ(apply_json(policy_json), 0, "apply the first policy again");
 
 	/* FIN moves it to closing, a SYN on a closed flow's ports starts anew. */
@@ -594,6 +603,13 @@ static void conntrack_tests(void)
 	     IN, EPG_R_RELATED, NULL);
 	frag_needed.quote = &unknown;
 	step("ICMP error quoting no flow", &frag_needed, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	/* an error goes to the sender of what it quotes: sent to another
+	 * endpoint, a quote of vpce-aaaa's flow is not related to anything */
+	struct pkt_spec forged = frag_needed;
+	forged.dst = B4;
+	forged.quote = &quoted;
+	step("ICMP error to another endpoint quoting a tracked flow", &forged, XDP_DROP, "vpce-bbbb",
+	     IN, EPG_R_NO_RULE, NULL);
 	struct pkt_spec o6 = { .family = AF_INET6, .src = A6, .dst = "fd00:40::1", .proto = IPPROTO_TCP,
 			       .sport = 40000, .dport = 5432 };
 	step("outbound v6 SYN", &o6, XDP_PASS, "vpce-aaaa", OUT, EPG_R_RULE, "sg-a|tcp 5432 to fd00:40::/64");
@@ -1246,6 +1262,37 @@ static int setup(void)
 	return apply_json(policy_json);
 }
 
+/* Frames longer than a page: XDP multi-buffer (xdp.frags), the payload in
+ * fragments. The IP total length is checked against the whole frame, not
+ * against what is linear. */
+static void jumbo(void)
+{
+	static uint8_t big[14 + 9000];
+	struct pkt_spec t4 = tcp4("198.18.1.1", 40100, A4, 443, SYN);
+	struct pkt_spec t6 = TCP6("fd00:1::9", A6, 1500);
+	struct pkt k;
+
+	ct_flush();
+	pkt_build(&k, &t4);
+	memcpy(big, k.buf, k.len);
+	put16(big + k.l3_off + 2, 9000); /* IPv4 total length */
+	expect_frame("a 9000-byte IPv4 SYN in a multi-buffer frame", big, sizeof(big), XDP_PASS,
+		     EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
+	put16(big + k.l3_off + 2, 9001);
+	expect_frame("a multi-buffer frame shorter than its IPv4 total length", big, sizeof(big),
+		     XDP_DROP, EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_MALFORMED_IP, NULL);
+	memset(big, 0, sizeof(big));
+	pkt_build(&k, &t6);
+	memcpy(big, k.buf, k.len);
+	put16(big + k.l3_off + 4, 9000 - 40); /* IPv6 payload length */
+	expect_frame("a 9000-byte IPv6 SYN in a multi-buffer frame", big, sizeof(big), XDP_PASS,
+		     EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|tcp 1000-2000 from fd00:1::/64");
+	put16(big + k.l3_off + 4, 9000 - 39);
+	expect_frame("a multi-buffer frame shorter than its IPv6 payload length", big, sizeof(big),
+		     XDP_DROP, EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_MALFORMED_IP, NULL);
+	ct_flush();
+}
+
 /* Default counter sizes: this build's limits while they fit the budget,
  * halved as CPUs grow, never below the floors. */
 static void default_sizes(void)
@@ -1299,6 +1346,7 @@ int main(void)
 	struct pkt_spec t4v = t4;
 
 	t4v.vlans = 2;
+	jumbo();
 	truncations("tcp4", &t4, 14 + 20);
 	truncations("tcp4 in two VLANs", &t4v, 14 + 8 + 20);
 	truncations("tcp6", &t6, 14 + 40);
