@@ -9,7 +9,7 @@ PKGS=(
 	libbpf-dev libxdp-dev libelf-dev zlib1g-dev libjansson-dev libmicrohttpd-dev
 	bpftool xdp-tools linux-libc-dev
 	libclang-rt-14-dev  # libFuzzer and sanitizer runtimes for clang
-	iproute2 iputils-ping socat procps jq
+	iproute2 iputils-ping socat procps jq curl  # curl: tests/integ/test_serve.sh scrapes /metrics
 	prometheus  # promtool and a server the tests start on loopback themselves
 	nftables iptables gnuplot-nox ethtool  # tests/bench/live.sh: rulesets compared, plot, veth GRO and XDP counters
 	debhelper dpkg-dev man-db groff-base logrotate systemd  # make deb, tests/integ/test_package.sh (systemd: systemd-analyze verify)

@@ -1097,7 +1097,8 @@ static const struct cmd cmds[] = {
 	  "  --mode skb     generic XDP, for drivers without native support\n"
 	  "  --replace      upgrade: replace the programs attached on IFACE by this\n"
 	  "                 build's atomically (link update, or netlink replace),\n"
-	  "                 keeping policy, counters and flows\n" },
+	  "                 keeping policy, counters and flows (not through libxdp's\n"
+	  "                 dispatcher: there, detach and attach again)\n" },
 	{ "detach", cmd_detach, "IFACE | --all",
 	  "Remove epgate's programs from IFACE (and unpin its links), or from\n"
 	  "every interface it is attached to. Maps, policy and counters stay pinned.\n" },
@@ -1165,23 +1166,24 @@ static void usage(FILE *f)
 		   "Enforce VPC endpoint security groups on this host with XDP.\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(f, "  %-7s %s\n", cmds[i].name, cmds[i].synopsis);
+		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].synopsis);
 	fprintf(f, "\nOptions (before or after COMMAND):\n"
 		   "  --pin-dir DIR  bpffs directory of the maps (default $EPGATE_PIN_DIR,\n"
 		   "                 else %s)\n"
 		   "  --max-endpoints N  endpoint counter slots of pins created now (default\n"
-		   "                 $EPGATE_MAX_ENDPOINTS, else as many as fit %u MiB of per-CPU\n"
-		   "                 counters on this host, at most %u; 512 bytes per CPU each)\n"
+		   "                 $EPGATE_MAX_ENDPOINTS, else the largest power of two, at most\n"
+		   "                 %u, within %u MiB of per-CPU counters over the possible CPUs;\n"
+		   "                 512 bytes per CPU each)\n"
 		   "  --max-rules N  rule counter slots of pins created now (default\n"
-		   "                 $EPGATE_MAX_RULES, else as many as fit %u MiB, at most %u;\n"
-		   "                 16 bytes per CPU each). An apply needs slots for the rules it\n"
-		   "                 keeps and those it adds. Pins keep the sizes they were\n"
-		   "                 created with; given for existing pins, they must match.\n"
+		   "                 $EPGATE_MAX_RULES, else the same within %u MiB, at most %u;\n"
+		   "                 16 bytes per CPU each). An apply needs slots for all it stores\n"
+		   "                 now plus what it adds. Pins keep the sizes they were created\n"
+		   "                 with; attach, apply and serve refuse other sizes for them.\n"
 		   "  -v, --verbose  show libbpf's and libxdp's messages\n"
 		   "  -h, --help     this text; 'epgate COMMAND --help' for a command\n"
 		   "  --version      print the version\n\n"
 		   "Exit status: 0 success, 1 failure, 2 usage or invalid input.\n",
-		EPG_DEFAULT_PIN_DIR, EPG_COUNTER_BUDGET >> 20, EPG_MAX_ENDPOINTS,
+		EPG_DEFAULT_PIN_DIR, EPG_MAX_ENDPOINTS, EPG_COUNTER_BUDGET >> 20,
 		EPG_COUNTER_BUDGET >> 20, EPG_MAX_RULE_SLOTS);
 }
 

@@ -1033,7 +1033,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 				sizeof(struct epg_counter));
 	if (rc) {
 		if (rc == -E2BIG)
-			set_err(err, rc, "cannot assign counter slots: %zu endpoints and %zu rules do not fit the %u endpoint and %u rule counter slots of %s (an apply needs slots for the rules it keeps and the rules it adds): create the pins anew with larger --max-endpoints or --max-rules (see epgate --help)",
+			set_err(err, rc, "cannot assign counter slots: %zu endpoints and %zu rules do not fit the %u endpoint and %u rule counter slots of %s (an apply needs slots for everything stored now plus what it adds; removed endpoints and rules free theirs after it): create the pins anew with larger --max-endpoints or --max-rules (see epgate --help)",
 				plan->n_eps, plan->n_rules, m->max_eps, m->max_rule_slots, m->pin_dir);
 		else
 			set_err(err, rc, "cannot assign counter slots: %s", strerror(-rc));

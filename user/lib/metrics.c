@@ -439,7 +439,7 @@ int epg_metrics_render(const struct epg_metrics_input *in, char **out, size_t *l
 	out_label_value(&o, in->version ? in->version : "unknown", 256);
 	out_str(&o, "\"} 1\n");
 	out_scalar(&o, "epgate_flowlog_records_skipped_total", "counter",
-		   "Flow-log records lost (reported as SKIPDATA) since the daemon started.",
+		   "What flow logs could not record since the daemon started (reported as SKIPDATA): rejected packets (epg_rej full) and removed flows (epg_ct_ended full).",
 		   in->flowlog_skipped);
 	if (o.oom || !out_room(&o, 0))
 		goto out_oom;
