@@ -69,6 +69,17 @@ static __always_inline int epg_verdict(const struct epg_pkt *p, int flowlog, __u
 	return epg_finish(ep_slot, dir, reason, rule, bytes);
 }
 
+/* The network ACL denies the packet: dropped, unless its peer is exempt
+ * (then passed as not_enforced, no ACL entry counted). */
+static __always_inline int epg_acl_drop(const struct epg_pkt *p, int flowlog, __u32 ep_slot,
+					__u32 dir, __u32 acl_slot, __u64 bytes, int exempt)
+{
+	if (exempt)
+		return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_NOT_ENFORCED, EPG_NO_RULE_SLOT,
+				   bytes);
+	return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+}
+
 /* Neither address can be an endpoint's, or not IP at all: counted, passed.
  * Checked by the entry points themselves, before the call into decide. */
 static __always_inline int epg_passes_untouched(int rc, __u64 bytes)
@@ -97,7 +108,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	struct epg_ct_val *flow = NULL, *closed = NULL;
 	__u32 zero = 0, gen = 0, dir = 0, sel, rule, acl, acl_gen, acl_slot, cls_gen = 1, tag = 0;
 	int bit, tracked = 0, reason, acl_cached, cacheable, ori = 0, src_lo = 0;
-	int flowlog = 0, looked = 0, classified = 0;
+	int flowlog = 0, looked = 0, classified = 0, exempt = 0;
 	const struct epg_pkt *p = pkt;
 	__u64 now;
 
@@ -114,6 +125,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		__u64 g = meta->generation;
 
 		gen = g & 1;
+		exempt = (meta->flags & (EPG_META_EXEMPT << gen)) != 0;
 		/* the stamp: its low 32 bits, plus one, never 0 (= none) */
 		cls_gen = (__u32)g + 1;
 		cls_gen += !cls_gen;
@@ -199,7 +211,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		epg_count_rule(flow->acl_slot[ori], bytes);
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 1, bytes, &acl_slot))
-		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, bytes,
+				    exempt && epg_exempt_peer(gen, p, dir));
 
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
@@ -210,7 +223,9 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		sel = epg_sel(ep->ruleset, dir);
 		bit = epg_match(sel, p, dir == EPG_DIR_INGRESS);
 		if (bit < 0) {
-			if (p->proto == IPPROTO_TCP && !(p->tcp_flags & EPG_TCP_SYN))
+			if (exempt && epg_exempt_peer(gen, p, dir))
+				rc = EPG_R_NOT_ENFORCED;
+			else if (p->proto == IPPROTO_TCP && !(p->tcp_flags & EPG_TCP_SYN))
 				rc = EPG_R_TCP_NO_FLOW;
 			else
 				rc = EPG_R_NO_RULE;
@@ -223,7 +238,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	/* Outbound: the network ACL after the security group. */
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 0, bytes, &acl_slot))
-		return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, bytes,
+				    exempt && epg_exempt_peer(gen, p, dir));
 	if (acl == EPG_SET_NONE || !cacheable)
 		acl_gen = 0;
 

@@ -176,6 +176,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_ct_prof SEC(".maps");
 
+/* Exempt peers, per generation (see abi.h). Read only on the way to a
+ * drop, and only when the generation has any. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EPG_GENERATIONS * EPG_MAX_EXEMPT);
+	__type(key, struct epg_exempt_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_exempt SEC(".maps");
+
 /* Rule slot -> identity of its rule (see abi.h): userspace bookkeeping. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

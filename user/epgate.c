@@ -517,6 +517,7 @@ static int cmd_status(int argc, char **argv)
 		json_object_set_new(j, "rules", json_integer((json_int_t)s.n_rules));
 		json_object_set_new(j, "rule_sets_stored", json_integer((json_int_t)s.n_sets));
 		json_object_set_new(j, "rule_sets_in_use", json_integer((json_int_t)s.n_sets_used));
+		json_object_set_new(j, "exempt_peers", json_integer((json_int_t)s.n_exempt));
 		json_object_set_new(j, "counter_slots", json_pack("{s:I, s:I, s:i, s:I}",
 			"endpoints", (json_int_t)m.max_eps, "rules", (json_int_t)m.max_rule_slots,
 			"cpus", libbpf_num_possible_cpus(), "bytes_per_cpu", (json_int_t)counter_bytes(&m)));
@@ -528,6 +529,9 @@ static int cmd_status(int argc, char **argv)
 	       (unsigned long long)s.meta.generation, when, s.n_rules);
 	printf("rule sets: %zu stored, %zu in use (the rest are kept for reuse until collected)\n",
 	       s.n_sets, s.n_sets_used);
+	if (s.n_exempt)
+		printf("exempt peers: %zu (EpgateSettings.ExemptPeers: what groups or ACLs would drop passes, counted as not_enforced)\n",
+		       s.n_exempt);
 	printf("counter slots: %u for endpoints, %u for rules (%zu in use); %.1f MiB per CPU, %d CPUs\n",
 	       m.max_eps, m.max_rule_slots, s.n_rules, (double)counter_bytes(&m) / (1 << 20),
 	       libbpf_num_possible_cpus());
@@ -1111,7 +1115,7 @@ static const struct cmd cmds[] = {
 	  "  --check  validate and compile only; touch nothing (no root needed)\n" },
 	{ "status", cmd_status, "[--json]",
 	  "Show the pin directory, policy generation, rule sets (stored, in use),\n"
-	  "counter slots (and their per-CPU memory),\n"
+	  "exempt peers, counter slots (and their per-CPU memory),\n"
 	  "interfaces (mode, program, how attached) and endpoints.\n" },
 	{ "stats", cmd_stats, "[--json] [--rules]",
 	  "Show packets and bytes per endpoint, direction, action and reason,\n"

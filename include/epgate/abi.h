@@ -93,6 +93,8 @@ struct epg_meta {
 /* Rejected packets are recorded in epg_rej for flow logs: set by `serve
  * --flow-log` while it runs, so drops cost no hash update otherwise. */
 #define EPG_META_FLOWLOG 1u
+/* Generation g has exempt peers (epg_exempt): EPG_META_EXEMPT << g. */
+#define EPG_META_EXEMPT 2u
 
 /* epg_filter[0]: a 1,048,576-bit (128 KiB) Bloom filter of endpoint
  * addresses (old and new while an apply runs), two bits per address, so
@@ -272,6 +274,19 @@ struct epg_flow {
 	struct epg_ct_val val;
 };
 
+/* epg_exempt: peers that groups and ACLs never block (EpgateSettings
+ * .ExemptPeers: Amazon DNS, instance metadata, time sync, as EC2 exempts
+ * them), per generation. LPM trie; an IPv4 prefix is stored IPv4-mapped
+ * (::ffff:a.b.c.d/96+len). prefixlen = 32 (generation) + address prefix. A
+ * packet to or from an endpoint address that groups or ACLs would drop is
+ * accepted when its peer is exempt, and counted as not_enforced. */
+#define EPG_MAX_EXEMPT 256 /* per generation */
+struct epg_exempt_key {
+	__u32 prefixlen;
+	__u32 gen;
+	__u8  addr[16];
+};
+
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */
 struct epg_bitmap {
 	__u64 w[EPG_RULE_WORDS];
@@ -437,6 +452,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_frag_val) == 16, "epg_frag_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_key) == 40, "epg_rej_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_rej_val) == 40, "epg_rej_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_exempt_key) == 24, "epg_exempt_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_val) == 136, "epg_ct_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_timeouts) == 32, "epg_ct_timeouts layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 48, "epg_iface_info layout");
@@ -444,6 +460,7 @@ EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 32, "epg_meta layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_key) == 24, "epg_addr_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_val) == 16, "epg_addr_val layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_exempt_key) == 24, "epg_exempt_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer4_key) == 12, "epg_peer4_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer6_key) == 24, "epg_peer6_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_svc_key) == 12, "epg_svc_key layout");

@@ -39,6 +39,19 @@ j=$(x --src 10.9.9.9 --dst 10.8.8.8 --proto udp --dport 53)
 check "not endpoint traffic" test "$(jq -r '.endpoint_traffic' <<<"$j")" = false
 check "no counter moved" test "$(E stats --json | jq '[.endpoints[].counters[]] | length')" = 0
 check "no flow created" test "$(E conntrack --json | jq .entries)" = 0
+# exempt peers: what the ACL or the groups would drop passes, as not_enforced
+echo '{"EpgateSettings": {"ExemptPeers": [{"Cidr": "10.20.99.5/32", "Description": "a resolver"}]}}' >"$TMP/exempt.json"
+check "apply the examples with an exempt peer" E apply "$EX"/*.json "$TMP/exempt.json"
+check "status shows the exempt peer" test "$(E status --json | jq .exempt_peers)" = 1
+check "status text says so" bash -c "'$EPG' --pin-dir '$TMP/bpf/epgate' status | grep -q '^exempt peers: 1 '"
+j=$(x --src 10.20.99.5 --dst 10.20.1.37 --proto tcp --dport 443)
+check "exempt peer the ACL denies: accept not_enforced" test "$(jq -r '.verdict + " " + .reason' <<<"$j")" = "accept not_enforced"
+j=$(x --src 10.20.99.6 --dst 10.20.1.37 --proto tcp --dport 443)
+check "its neighbour is still denied" test "$(jq -r .reason <<<"$j")" = denied_by_acl
+check "apply the examples again, no exempt peer" E apply "$EX"/*.json
+j=$(x --src 10.20.99.5 --dst 10.20.1.37 --proto tcp --dport 443)
+check "the ACL denies it again" test "$(jq -r .reason <<<"$j")" = denied_by_acl
+check "status: no exempt peer" test "$(E status --json | jq .exempt_peers)" = 0
 E explain --src 10.20.1.100 --dst 10.20.1.37 --proto tcp >/dev/null 2>&1
 check "tcp without --dport: usage error 2" test $? -eq 2
 E explain --src 10.20.1.100 --dst 2001:db8::1 --proto tcp --dport 1 >/dev/null 2>&1

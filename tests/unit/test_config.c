@@ -42,7 +42,7 @@ static bool cfg_empty(const struct epg_config *c)
 {
 	return !c->endpoints && !c->n_endpoints && !c->enis && !c->n_enis &&
 	       !c->groups && !c->n_groups && !c->prefix_lists &&
-	       !c->n_prefix_lists && !c->acls && !c->n_acls;
+	       !c->n_prefix_lists && !c->acls && !c->n_acls && !c->exempt && !c->n_exempt;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -331,6 +331,16 @@ static void test_valid_buffers(void)
 	const struct epg_acl *acl;
 	const struct epg_acl_entry *e;
 	int ret;
+
+	/* exempt peers, as EC2 exempts them: Amazon DNS, metadata, time sync */
+	ret = load1(&cfg,
+		"{'EpgateSettings': {'ExemptPeers': [{'Cidr': '10.20.0.2/32', 'Description': 'Amazon DNS'},"
+		" {'Cidr': '169.254.169.254/32'}, {'Cidr': 'fd00:ec2::254/128'}]}}", &err);
+	CHECK_EQ(ret, 0, "exempt peers: %s", err.msg);
+	CHECK(!ret && cfg.n_exempt == 3 && cfg.exempt[0].family == AF_INET && cfg.exempt[0].plen == 32 &&
+	      cfg.exempt[0].addr[3] == 2 && cfg.exempt[2].family == AF_INET6 && cfg.exempt[2].plen == 128,
+	      "exempt peers: three, with their families and lengths");
+	epg_config_free(&cfg);
 
 	/* CIDR canonical form; protocol spellings and their port rules */
 	ret = load1(&cfg,
@@ -707,6 +717,13 @@ static const struct bad_case bad_cases[] = {
 	  { "{'NetworkAcls': [{'NetworkAclId': 'acl-1', 'Associations': [{'SubnetId': 'subnet-1'}, {'SubnetId': 'subnet-2'}]},"
 	    " {'NetworkAclId': 'acl-2', 'Associations': [{'SubnetId': 'subnet-2'}]}]}" },
 	  "t.json: NetworkAcls[1].Associations[0].SubnetId: subnet subnet-2 is also associated with network ACL acl-1 at t.json: NetworkAcls[0].Associations[1].SubnetId (expected one ACL per subnet)" },
+	/* EpgateSettings.ExemptPeers */
+	{ "exempt peers not a list", { "{'EpgateSettings': {'ExemptPeers': {'Cidr': '10.0.0.2/32'}}}" },
+	  "t.json: EpgateSettings.ExemptPeers: expected an array, got an object" },
+	{ "exempt peer without prefix length", { "{'EpgateSettings': {'ExemptPeers': [{'Cidr': '10.0.0.2/32'}, {'Cidr': '10.0.0.2'}]}}" },
+	  "t.json: EpgateSettings.ExemptPeers[1].Cidr: \"10.0.0.2\" has no prefix length" },
+	{ "exempt peer description not a string", { "{'EpgateSettings': {'ExemptPeers': [{'Cidr': 'fd00:ec2::254/128', 'Description': 5}]}}" },
+	  "t.json: EpgateSettings.ExemptPeers[0].Description: expected a string" },
 };
 
 static void test_invalid(void)

@@ -1262,6 +1262,52 @@ static int setup(void)
 	return apply_json(policy_json);
 }
 
+/* EpgateSettings.ExemptPeers: what groups or ACLs would drop passes as
+ * not_enforced when the peer is exempt; nothing else changes. */
+static void exemptions(void)
+{
+	static const char *settings = "\"EpgateSettings\": {";
+	char *with = malloc(strlen(policy_json) + 256), *at = strstr(policy_json, settings);
+	struct pkt_spec dns = udp4("198.18.99.53", 53, A4, 40000), dns_q = udp4(A4, 40000, "198.18.99.53", 53);
+	struct pkt_spec near = udp4("198.18.99.54", 53, A4, 40000);
+	struct pkt_spec acl_denied = tcp4("198.18.9.9", 40000, C4, 80, SYN);
+	struct pkt_spec v6 = { .family = AF_INET6, .src = "fd00:99::53", .dst = A6,
+			       .proto = IPPROTO_UDP, .sport = 53, .dport = 40000 };
+	struct pkt_spec allowed = tcp4("198.18.1.1", 40200, A4, 443, SYN);
+	struct epg_flow f;
+	size_t n = (size_t)(at - policy_json) + strlen(settings);
+
+	CHECK(with && at, "a policy with EpgateSettings");
+	if (!with || !at) {
+		free(with);
+		return;
+	}
+	memcpy(with, policy_json, n);
+	strcpy(with + n, "\"ExemptPeers\": [{\"Cidr\": \"198.18.99.53/32\", \"Description\": \"Amazon DNS\"},"
+	       " {\"Cidr\": \"198.18.9.9/32\"}, {\"Cidr\": \"fd00:99::/64\"}], ");
+	strcat(with, at + strlen(settings));
+	ct_flush();
+	step("before: a DNS answer no rule allows", &dns, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	CHECK_EQ(apply_json(with), 0, "apply the policy with three exempt peers");
+	step("an exempt peer's packet no rule allows passes as not_enforced", &dns, XDP_PASS,
+	     "vpce-aaaa", IN, EPG_R_NOT_ENFORCED, NULL);
+	CHECK(flow_of(&dns, &f) != 0, "and makes no flow");
+	step("outbound to the exempt peer, no outbound rule allows it", &dns_q, XDP_PASS, "vpce-aaaa",
+	     OUT, EPG_R_NOT_ENFORCED, NULL);
+	step("the next address is not exempt", &near, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("an exempt IPv6 prefix", &v6, XDP_PASS, "vpce-aaaa", IN, EPG_R_NOT_ENFORCED, NULL);
+	step("the network ACL would deny it: not_enforced, no ACL entry counted", &acl_denied,
+	     XDP_PASS, "vpce-cccc", IN, EPG_R_NOT_ENFORCED, NULL);
+	step("what rules allow is tracked as before", &allowed, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 443 from 198.18.0.0/16");
+	CHECK_EQ(apply_json(policy_json), 0, "apply the policy without exempt peers");
+	step("after: the DNS answer is dropped again", &dns, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("after: the ACL denies again", &acl_denied, XDP_DROP, "vpce-cccc", IN, EPG_R_ACL,
+	     "acl-1|#110 deny tcp 80 from 198.18.9.9/32");
+	ct_flush();
+	free(with);
+}
+
 /* Frames longer than a page: XDP multi-buffer (xdp.frags), the payload in
  * fragments. The IP total length is checked against the whole frame, not
  * against what is linear. */
@@ -1347,6 +1393,7 @@ int main(void)
 
 	t4v.vlans = 2;
 	jumbo();
+	exemptions();
 	truncations("tcp4", &t4, 14 + 20);
 	truncations("tcp4 in two VLANs", &t4v, 14 + 8 + 20);
 	truncations("tcp6", &t6, 14 + 40);

@@ -969,6 +969,59 @@ static int sync_profiles(struct epg_maps *m, const struct epg_plan *plan, uint32
 	return rc;
 }
 
+/* ---- exempt peers ----------------------------------------------------------- */
+
+/* Make generation gen's exempt peers the plan's: its old entries out, the
+ * plan's in (IPv4 as IPv4-mapped). Read by no packet until the flip. */
+static int write_exempt(struct epg_maps *m, const struct epg_plan *plan, uint32_t gen)
+{
+	struct epg_exempt_key key, next, *prev = NULL, *old = NULL;
+	size_t n_old = 0, cap = 0;
+	uint32_t one = 1;
+	int rc = 0;
+
+	if (m->exempt < 0)
+		return plan->n_exempt ? -ENOENT : 0;
+	while (!bpf_map_get_next_key(m->exempt, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (key.gen != gen)
+			continue;
+		if (n_old == cap) {
+			void *v = realloc(old, (cap = cap ? cap * 2 : 16) * sizeof(*old));
+
+			if (!v) {
+				free(old);
+				return -ENOMEM;
+			}
+			old = v;
+		}
+		old[n_old++] = key;
+	}
+	for (size_t i = 0; i < n_old && !rc; i++)
+		if (bpf_map_delete_elem(m->exempt, &old[i]) && errno != ENOENT)
+			rc = -errno;
+	free(old);
+	for (size_t i = 0; i < plan->n_exempt && !rc; i++) {
+		const struct epg_cidr *c = &plan->exempt[i];
+
+		memset(&key, 0, sizeof(key));
+		key.gen = gen;
+		if (c->family == AF_INET) {
+			key.prefixlen = 32 + 96 + c->plen;
+			key.addr[10] = 0xff;
+			key.addr[11] = 0xff;
+			memcpy(&key.addr[12], c->addr, 4);
+		} else {
+			key.prefixlen = 32 + c->plen;
+			memcpy(key.addr, c->addr, 16);
+		}
+		if (bpf_map_update_elem(m->exempt, &key, &one, BPF_ANY))
+			rc = -errno;
+	}
+	return rc;
+}
+
 /* ---- the apply ------------------------------------------------------------ */
 
 static int alloc_slots(const struct epg_maps *m, struct slots *s, const struct epg_plan *plan)
@@ -1054,6 +1107,9 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	/* 4. The next generation's addresses and timeout sets: what differs. */
 	if (!rc && (rc = sync_profiles(m, plan, next)))
 		set_err(err, rc, "%s/epg_ct_prof: cannot write: %s", m->pin_dir, strerror(-rc));
+	if (!rc && (rc = write_exempt(m, plan, next)))
+		set_err(err, rc, "%s/epg_exempt: cannot write the exempt peers: %s", m->pin_dir,
+			strerror(-rc));
 	if (!rc && (rc = plan_addrs(plan, &s, ruleset_set, acl_set, &a)))
 		set_err(err, rc, "out of memory");
 	if (!rc && (rc = write_filter(m, &a, (int)(next ^ 1))))
@@ -1068,6 +1124,9 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	meta.abi_version = EPG_ABI_VERSION;
 	meta.active_gen = next;
 	meta.generation++;
+	meta.flags &= ~(EPG_META_EXEMPT << next);
+	if (plan->n_exempt)
+		meta.flags |= EPG_META_EXEMPT << next;
 	meta.apply_time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	if (bpf_map_update_elem(m->meta, &zero, &meta, BPF_ANY)) {
 		rc = set_err(err, -errno, "%s/epg_meta: cannot switch generation: %s",

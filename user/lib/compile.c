@@ -922,6 +922,8 @@ int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 	int rc = 0;
 
 	memset(plan, 0, sizeof(*plan));
+	plan->exempt = cfg->exempt;
+	plan->n_exempt = cfg->n_exempt;
 	for (size_t i = 0; i < cfg->n_groups; i++) {
 		for (size_t p = 0; p < cfg->groups[i].n_in; p++)
 			n_entries += cfg->groups[i].in[p].n_peers;

@@ -85,6 +85,8 @@ struct epg_plan {
 	size_t n_ct_profiles;
 	size_t n_warnings;
 	char **warnings; /* quota notes: reported, not enforced */
+	const struct epg_cidr *exempt; /* the config's ExemptPeers */
+	size_t n_exempt;
 };
 
 /* Compile cfg (which must outlive the plan). Returns 0, -E2BIG when a

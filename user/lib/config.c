@@ -47,6 +47,7 @@
 
 #include <jansson.h>
 
+#include "epgate/abi.h"
 #include "model.h"
 
 #define PATH_LEN 512 /* keys are ours and depth is fixed: ~130 chars max */
@@ -1111,6 +1112,38 @@ static const struct {
 
 #define KNOWN_KEYS "VpcEndpoints, NetworkInterfaces, SecurityGroups, PrefixLists, NetworkAcls or EpgateSettings"
 
+/* EpgateSettings.ExemptPeers: [{"Cidr": ..., "Description": ...}], the
+ * addresses EC2 never filters for an interface (Amazon DNS, instance
+ * metadata, time sync), made explicit. */
+static int parse_exempt(struct ctx *c, const json_t *set, struct epg_config *cfg)
+{
+	const json_t *arr, *e;
+	size_t i, old;
+
+	TRY(get_array(c, set, "ExemptPeers", &arr));
+	if (!arr || !json_array_size(arr))
+		return 0;
+	if (json_array_size(arr) > EPG_MAX_EXEMPT)
+		return fail_key(c, "ExemptPeers", "%zu entries, at most %d", json_array_size(arr),
+				EPG_MAX_EXEMPT);
+	cfg->exempt = calloc(json_array_size(arr), sizeof(*cfg->exempt));
+	if (!cfg->exempt)
+		return nomem(c);
+	old = push_key(c, "ExemptPeers");
+	json_array_foreach(arr, i, e) {
+		size_t at = push_idx(c, i);
+		const char *desc;
+
+		TRY(want_object(c, e));
+		TRY(key_cidr(c, e, "Cidr", AF_UNSPEC, true, &cfg->exempt[i]));
+		TRY(get_str(c, e, "Description", false, &desc));
+		cfg->n_exempt++;
+		pop(c, at);
+	}
+	pop(c, old);
+	return 0;
+}
+
 /* EpgateSettings.ConnectionTracking: the timeouts EC2 does not document. */
 static int parse_settings(struct ctx *c, const json_t *doc, struct epg_config *cfg)
 {
@@ -1135,23 +1168,26 @@ static int parse_settings(struct ctx *c, const json_t *doc, struct epg_config *c
 		return fail(c, "given in more than one document (expected once)");
 	cfg->settings_seen = true;
 	ret = get_object(c, set, "ConnectionTracking", &ct);
-	if (ret || !ct) {
-		pop(c, old);
+	if (ret)
 		return ret;
-	}
-	old2 = push_key(c, "ConnectionTracking");
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		bool present;
-		int x;
+	if (ct) {
+		old2 = push_key(c, "ConnectionTracking");
+		for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+			bool present;
+			int x;
 
-		ret = get_int(c, ct, t[i].key, false, 1, 432000, "a valid timeout",
-			      "1..432000 seconds", &x, &present);
-		if (ret)
-			return ret;
-		if (present)
-			*(uint32_t *)((char *)&cfg->ct_defaults + t[i].off) = (uint32_t)x;
+			ret = get_int(c, ct, t[i].key, false, 1, 432000, "a valid timeout",
+				      "1..432000 seconds", &x, &present);
+			if (ret)
+				return ret;
+			if (present)
+				*(uint32_t *)((char *)&cfg->ct_defaults + t[i].off) = (uint32_t)x;
+		}
+		pop(c, old2);
 	}
-	pop(c, old2);
+	ret = parse_exempt(c, set, cfg);
+	if (ret)
+		return ret;
 	pop(c, old);
 	return 0;
 }
@@ -1717,6 +1753,7 @@ void epg_config_free(struct epg_config *cfg)
 
 	if (!cfg)
 		return;
+	free(cfg->exempt);
 	for (i = 0; i < cfg->n_endpoints; i++) {
 		struct epg_endpoint *ep = &cfg->endpoints[i];
 

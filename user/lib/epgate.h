@@ -21,6 +21,7 @@ struct epg_maps {
 	int ep_stats, rule_stats, global, ep_info, rule_info, ifaces;
 	int ct, ct_prof, rej, frag, filter, sets, rule_keys;
 	int ct_ended; /* -1 in pins made before it existed, until a command that creates pins */
+	int exempt;   /* likewise */
 	uint32_t max_eps;        /* endpoint counter slots the pins hold */
 	uint32_t max_rule_slots; /* rule counter slots the pins hold */
 	int lock_fd; /* the pin directory, flock()ed while held */
@@ -116,6 +117,7 @@ struct epg_snapshot {
 	size_t n_ifaces;
 	size_t n_sets;      /* rule sets stored (epg_sets) */
 	size_t n_sets_used; /* of those, the ones the active generation points at */
+	size_t n_exempt;    /* exempt peers of the active generation */
 };
 
 int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_error *err);

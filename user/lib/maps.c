@@ -83,6 +83,7 @@ static const struct {
 	{ "epg_sets", offsetof(struct epg_maps, sets), false },
 	{ "epg_rule_keys", offsetof(struct epg_maps, rule_keys), false },
 	{ "epg_ct_ended", offsetof(struct epg_maps, ct_ended), true },
+	{ "epg_exempt", offsetof(struct epg_maps, exempt), true },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
@@ -662,6 +663,15 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		return set_err(err, -errno, "%s/epg_meta: %s", m->pin_dir, strerror(errno));
 	for (uint32_t g = 0; g < EPG_G_MAX && !rc; g++)
 		rc = epg_percpu_sum(m->global, g, &s->global[g], sizeof(struct epg_counter));
+	if (m->exempt >= 0 && (s->meta.flags & (EPG_META_EXEMPT << (s->meta.active_gen & 1)))) {
+		struct epg_exempt_key ek, en, *ep = NULL;
+
+		while (!bpf_map_get_next_key(m->exempt, ep, &en)) {
+			ek = en;
+			ep = &ek;
+			s->n_exempt += ek.gen == (s->meta.active_gen & 1);
+		}
+	}
 
 	s->eps = calloc(m->max_eps, sizeof(*s->eps));
 	s->rules = calloc(m->max_rule_slots, sizeof(*s->rules));

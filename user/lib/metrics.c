@@ -273,8 +273,6 @@ static void out_endpoints(struct out *o, const char *name, bool bytes,
 		}
 		for (uint32_t d = 0; d < EPG_DIR_MAX; d++)
 			for (uint32_t r = 0; r < EPG_R_COUNT; r++) {
-				if (r == EPG_R_NOT_ENFORCED)
-					continue;
 				out_mem(o, head->p, head->len);
 				out_mem(o, t->s[d][r], t->len[d][r]);
 				out_u64(o, bytes ? c[d][r].bytes : c[d][r].packets);

@@ -22,8 +22,8 @@
  *
  * Families come in this order, each with # HELP and # TYPE (also when it has
  * no samples). Endpoint series are emitted for every direction and reason,
- * zeros included, so rate() works from the first scrape; the unused reason
- * "not_enforced" is left out. Endpoints sort by endpoint_id, rules by their
+ * zeros included, so rate() works from the first scrape. Endpoints sort by
+ * endpoint_id, rules by their
  * label set, interfaces by name; slots that would give the same series are
  * summed into one.
  */

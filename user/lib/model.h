@@ -150,6 +150,8 @@ struct epg_ct_defaults {
 struct epg_config {
 	struct epg_ct_defaults ct_defaults;
 	bool settings_seen; /* an EpgateSettings object was given */
+	struct epg_cidr *exempt; /* EpgateSettings.ExemptPeers[].Cidr */
+	size_t n_exempt;
 	struct epg_endpoint *endpoints;
 	size_t n_endpoints;
 	struct epg_eni *enis;
