@@ -269,10 +269,13 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		/* allowed: the closed connection whose ports it reuses ends */
 		if (closed)
 			epg_ct_remove(&ck, closed, flowlog);
+		/* the table full: dropped, unless the peer is exempt (then as if
+		 * no rule had allowed it) */
 		if (epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, bytes, now, tmo,
 				  acl_gen, acl_slot))
-			return epg_verdict(p, flowlog, ep->ep_slot, dir, EPG_R_CT_FULL,
-					   EPG_NO_RULE_SLOT, bytes);
+			return epg_verdict(p, flowlog, ep->ep_slot, dir,
+					   exempt && epg_exempt_peer(gen, p, dir) ?
+					   EPG_R_NOT_ENFORCED : EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
 	}
 	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, bytes);
 }

@@ -131,17 +131,15 @@ static __always_inline int epg_acl_denies(__u32 sel, const struct epg_pkt *p,
 }
 
 /* Is the packet's peer (the source inbound, the destination outbound)
- * exempt in generation gen? IPv4 is looked up IPv4-mapped. */
+ * exempt in generation gen? */
 static __always_inline int epg_exempt_peer(__u32 gen, const struct epg_pkt *p, __u32 dir)
 {
-	struct epg_exempt_key k = { .gen = gen };
+	struct epg_exempt_key k = { .space = EPG_EXEMPT_SPACE(gen, p->family) };
 	const __u8 *peer = dir == EPG_DIR_INGRESS ? p->saddr : p->daddr;
 
 	if (p->family == AF_INET) {
-		k.prefixlen = 32 + 128;
-		k.addr[10] = 0xff;
-		k.addr[11] = 0xff;
-		__builtin_memcpy(&k.addr[12], peer, 4);
+		k.prefixlen = 32 + 32;
+		__builtin_memcpy(k.addr, peer, 4);
 	} else {
 		k.prefixlen = 32 + 128;
 		__builtin_memcpy(k.addr, peer, 16);

@@ -276,16 +276,18 @@ struct epg_flow {
 
 /* epg_exempt: peers that groups and ACLs never block (EpgateSettings
  * .ExemptPeers: Amazon DNS, instance metadata, time sync, as EC2 exempts
- * them), per generation. LPM trie; an IPv4 prefix is stored IPv4-mapped
- * (::ffff:a.b.c.d/96+len). prefixlen = 32 (generation) + address prefix. A
- * packet to or from an endpoint address that groups or ACLs would drop is
- * accepted when its peer is exempt, and counted as not_enforced. */
+ * them), per generation and family. LPM trie: prefixlen = 32 (the space
+ * word) + address prefix; an IPv4 address in addr[0..3]. The families are
+ * two spaces, so no IPv6 address (IPv4-mapped ones included) ever matches an
+ * IPv4 entry. A packet to or from an endpoint address that groups or ACLs
+ * would drop is accepted when its peer is exempt, counted as not_enforced. */
 #define EPG_MAX_EXEMPT 256 /* per generation */
 struct epg_exempt_key {
 	__u32 prefixlen;
-	__u32 gen;
+	__u32 space; /* EPG_EXEMPT_SPACE(gen, family) */
 	__u8  addr[16];
 };
+#define EPG_EXEMPT_SPACE(gen, family) ((__u32)(gen) * 2 + ((family) == AF_INET6 ? 1 : 0))
 
 /* The rule bitmap: bit i = entry i of a ruleset's direction. */
 struct epg_bitmap {
@@ -459,8 +461,6 @@ EPG_STATIC_ASSERT(sizeof(struct epg_iface_info) == 48, "epg_iface_info layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_meta) == 32, "epg_meta layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_key) == 24, "epg_addr_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_addr_val) == 16, "epg_addr_val layout");
-EPG_STATIC_ASSERT(sizeof(struct epg_ct_key) == 40, "epg_ct_key layout");
-EPG_STATIC_ASSERT(sizeof(struct epg_exempt_key) == 24, "epg_exempt_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer4_key) == 12, "epg_peer4_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_peer6_key) == 24, "epg_peer6_key layout");
 EPG_STATIC_ASSERT(sizeof(struct epg_svc_key) == 12, "epg_svc_key layout");

@@ -1262,6 +1262,24 @@ static int setup(void)
 	return apply_json(policy_json);
 }
 
+/* The active generation's exempt entries, and whether its flag is set. */
+static size_t exempt_active(bool *flag)
+{
+	struct epg_exempt_key k, next, *prev = NULL;
+	struct epg_meta meta;
+	uint32_t zero = 0;
+	size_t n = 0;
+
+	CHECK_EQ(bpf_map_lookup_elem(maps.meta, &zero, &meta), 0, "read epg_meta");
+	*flag = (meta.flags & (EPG_META_EXEMPT << (meta.active_gen & 1))) != 0;
+	while (!bpf_map_get_next_key(maps.exempt, prev, &next)) {
+		k = next;
+		prev = &k;
+		n += k.space / 2 == (meta.active_gen & 1);
+	}
+	return n;
+}
+
 /* EpgateSettings.ExemptPeers: what groups or ACLs would drop passes as
  * not_enforced when the peer is exempt; nothing else changes. */
 static void exemptions(void)
@@ -1300,10 +1318,24 @@ static void exemptions(void)
 	     XDP_PASS, "vpce-cccc", IN, EPG_R_NOT_ENFORCED, NULL);
 	step("what rules allow is tracked as before", &allowed, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
 	     "sg-a|tcp 443 from 198.18.0.0/16");
-	CHECK_EQ(apply_json(policy_json), 0, "apply the policy without exempt peers");
-	step("after: the DNS answer is dropped again", &dns, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
-	step("after: the ACL denies again", &acl_denied, XDP_DROP, "vpce-cccc", IN, EPG_R_ACL,
-	     "acl-1|#110 deny tcp 80 from 198.18.9.9/32");
+	struct pkt_spec no_flow = tcp4("198.18.99.53", 443, A4, 40001, ACK);
+	step("a TCP segment of no flow from the exempt peer: not_enforced, not tcp_no_flow", &no_flow,
+	     XDP_PASS, "vpce-aaaa", IN, EPG_R_NOT_ENFORCED, NULL);
+	struct pkt_spec mapped = v6;
+	mapped.src = "::ffff:198.18.99.53";
+	step("an IPv4-mapped IPv6 source is not the exempt IPv4 peer", &mapped, XDP_DROP, "vpce-aaaa",
+	     IN, EPG_R_NO_RULE, NULL);
+	bool flag;
+	CHECK(exempt_active(&flag) == 3 && flag, "the active generation: three exempt entries, flag set");
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(apply_json(policy_json), 0, "apply the policy without exempt peers (%d)", i + 1);
+		CHECK(exempt_active(&flag) == 0 && !flag,
+		      "without exempt peers (%d): no entry of the active generation, flag clear", i + 1);
+		step("after: the DNS answer is dropped again", &dns, XDP_DROP, "vpce-aaaa", IN,
+		     EPG_R_NO_RULE, NULL);
+		step("after: the ACL denies again", &acl_denied, XDP_DROP, "vpce-cccc", IN, EPG_R_ACL,
+		     "acl-1|#110 deny tcp 80 from 198.18.9.9/32");
+	}
 	ct_flush();
 	free(with);
 }

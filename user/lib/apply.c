@@ -972,7 +972,7 @@ static int sync_profiles(struct epg_maps *m, const struct epg_plan *plan, uint32
 /* ---- exempt peers ----------------------------------------------------------- */
 
 /* Make generation gen's exempt peers the plan's: its old entries out, the
- * plan's in (IPv4 as IPv4-mapped). Read by no packet until the flip. */
+ * plan's in. Read by no packet until the flip. */
 static int write_exempt(struct epg_maps *m, const struct epg_plan *plan, uint32_t gen)
 {
 	struct epg_exempt_key key, next, *prev = NULL, *old = NULL;
@@ -985,7 +985,7 @@ static int write_exempt(struct epg_maps *m, const struct epg_plan *plan, uint32_
 	while (!bpf_map_get_next_key(m->exempt, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (key.gen != gen)
+		if (key.space / 2 != gen)
 			continue;
 		if (n_old == cap) {
 			void *v = realloc(old, (cap = cap ? cap * 2 : 16) * sizeof(*old));
@@ -1006,16 +1006,9 @@ static int write_exempt(struct epg_maps *m, const struct epg_plan *plan, uint32_
 		const struct epg_cidr *c = &plan->exempt[i];
 
 		memset(&key, 0, sizeof(key));
-		key.gen = gen;
-		if (c->family == AF_INET) {
-			key.prefixlen = 32 + 96 + c->plen;
-			key.addr[10] = 0xff;
-			key.addr[11] = 0xff;
-			memcpy(&key.addr[12], c->addr, 4);
-		} else {
-			key.prefixlen = 32 + c->plen;
-			memcpy(key.addr, c->addr, 16);
-		}
+		key.space = EPG_EXEMPT_SPACE(gen, c->family);
+		key.prefixlen = 32 + c->plen;
+		memcpy(key.addr, c->addr, c->family == AF_INET ? 4 : 16);
 		if (bpf_map_update_elem(m->exempt, &key, &one, BPF_ANY))
 			rc = -errno;
 	}
@@ -1119,14 +1112,23 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	if (rc)
 		goto out; /* nothing active changed; what was written is inactive or garbage */
 
+	/* The next generation's exempt flag, before the flip and on its own:
+	 * no packet reads it until then, and a packet that meets the flip's
+	 * write sees it whichever half it reads. */
+	if ((meta.flags & (EPG_META_EXEMPT << next)) != (plan->n_exempt ? EPG_META_EXEMPT << next : 0)) {
+		meta.flags ^= EPG_META_EXEMPT << next;
+		if (bpf_map_update_elem(m->meta, &zero, &meta, BPF_ANY)) {
+			rc = set_err(err, -errno, "%s/epg_meta: cannot write: %s", m->pin_dir,
+				     strerror(errno));
+			goto out;
+		}
+	}
+
 	/* 5. The flip: one map update switches every lookup to the new policy. */
 	clock_gettime(CLOCK_REALTIME, &now);
 	meta.abi_version = EPG_ABI_VERSION;
 	meta.active_gen = next;
 	meta.generation++;
-	meta.flags &= ~(EPG_META_EXEMPT << next);
-	if (plan->n_exempt)
-		meta.flags |= EPG_META_EXEMPT << next;
 	meta.apply_time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	if (bpf_map_update_elem(m->meta, &zero, &meta, BPF_ANY)) {
 		rc = set_err(err, -errno, "%s/epg_meta: cannot switch generation: %s",

@@ -669,7 +669,7 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		while (!bpf_map_get_next_key(m->exempt, ep, &en)) {
 			ek = en;
 			ep = &ek;
-			s->n_exempt += ek.gen == (s->meta.active_gen & 1);
+			s->n_exempt += ek.space / 2 == (s->meta.active_gen & 1);
 		}
 	}
 
