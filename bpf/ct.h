@@ -218,7 +218,7 @@ static __always_inline __u8 epg_ct_next_state(__u8 state, __u8 flags, int from_i
 /* Account a packet to its flow and move the state on. */
 static __always_inline void epg_ct_update(struct epg_ct_val *v, const struct epg_pkt *p,
 					  __u32 dir, int from_init, __u64 bytes, __u64 now,
-					  const struct epg_ct_timeouts *t)
+					  __u32 gen, __u32 profile)
 {
 	__u8 state = epg_ct_next_state(v->state, p->tcp_flags, from_init, v->replies);
 
@@ -229,9 +229,9 @@ static __always_inline void epg_ct_update(struct epg_ct_val *v, const struct epg
 	}
 	if (!from_init && v->replies < 255)
 		v->replies++;
-	if (state != v->state) {
+	if (state != v->state) { /* the timeouts are read only then */
 		v->state = state;
-		v->timeout_s = epg_ct_timeout(t, state);
+		v->timeout_s = epg_ct_timeout(epg_ct_timeouts_of(gen, profile), state);
 	}
 	v->last_seen_ns = now;
 }

@@ -243,9 +243,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	if (acl == EPG_SET_NONE || !cacheable)
 		acl_gen = 0;
 
-	tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 	if (flow) {
-		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, tmo);
+		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, gen, ep->ct_profile);
 		if (!tag)
 			tag = epg_ct_tag(&ck);
 		if (flow->key_tag == tag) { /* still this flow's element */
@@ -269,6 +268,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		/* allowed: the closed connection whose ports it reuses ends */
 		if (closed)
 			epg_ct_remove(&ck, closed, flowlog);
+		tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 		/* the table full: dropped, unless the peer is exempt (then as if
 		 * no rule had allowed it) */
 		if (epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, bytes, now, tmo,
