@@ -161,7 +161,7 @@ static __always_inline int epg_ct_remove(const struct epg_ct_key *k, const struc
 		return 0;
 	/* a full ring: one flow whose last counts are lost */
 	if (scr && bpf_ringbuf_output(&epg_ct_ended, &scr->ended, sizeof(scr->ended), 0))
-		epg_count_global(EPG_G_ENDED_LOST, 0);
+		epg_count_event(EPG_G_ENDED_LOST);
 	return 1;
 }
 
@@ -177,7 +177,7 @@ static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key 
 	 * uses for new flows, expires within the same tick of the clock). */
 	if (v && now >= v->last_seen_ns && now - v->last_seen_ns >= (__u64)v->timeout_s * EPG_NSEC) {
 		if (epg_ct_remove(k, v, flowlog))
-			epg_count_global(EPG_G_CT_EXPIRED, 0);
+			epg_count_event(EPG_G_CT_EXPIRED);
 		return NULL;
 	}
 	return v;
@@ -217,14 +217,14 @@ static __always_inline __u8 epg_ct_next_state(__u8 state, __u8 flags, int from_i
 
 /* Account a packet to its flow and move the state on. */
 static __always_inline void epg_ct_update(struct epg_ct_val *v, const struct epg_pkt *p,
-					  __u32 dir, int from_init, __u64 bytes, __u64 now,
+					  __u32 dir, int from_init, const struct epg_counter *n, __u64 now,
 					  __u32 gen, __u32 profile)
 {
 	__u8 state = epg_ct_next_state(v->state, p->tcp_flags, from_init, v->replies);
 
 	if (dir < EPG_DIR_MAX) {
-		__sync_fetch_and_add(&v->packets[dir], 1);
-		__sync_fetch_and_add(&v->bytes[dir], bytes);
+		__sync_fetch_and_add(&v->packets[dir], n->packets);
+		__sync_fetch_and_add(&v->bytes[dir], n->bytes);
 		v->tcp_flags[dir] |= p->tcp_flags;
 	}
 	if (!from_init && v->replies < 255)
@@ -262,7 +262,8 @@ static __always_inline __u8 epg_ct_first_state(const struct epg_pkt *p)
 static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 					 const struct epg_pkt *p, __u32 dir,
 					 const struct epg_addr_val *ep, __u32 cls_gen,
-					 __u32 rule_slot, __u32 ifindex, __u64 bytes, __u64 now,
+					 __u32 rule_slot, __u32 ifindex, const struct epg_counter *n,
+					 __u64 now,
 					 const struct epg_ct_timeouts *t, __u32 acl_gen,
 					 __u32 acl_slot)
 {
@@ -283,8 +284,8 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	v->init_lo = (__u8)src_lo;
 	v->state = epg_ct_first_state(p);
 	v->timeout_s = epg_ct_timeout(t, v->state);
-	v->packets[dir & 1] = 1;
-	v->bytes[dir & 1] = bytes;
+	v->packets[dir & 1] = n->packets;
+	v->bytes[dir & 1] = n->bytes;
 	v->tcp_flags[dir & 1] = p->tcp_flags;
 	v->acl_gen[0] = acl_gen; /* from the initiator: this packet */
 	v->acl_slot[0] = acl_slot;
@@ -294,11 +295,11 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	v->key_tag = epg_ct_tag(k);
 	rc = bpf_map_update_elem(&epg_ct, k, v, BPF_NOEXIST);
 	if (rc == -E2BIG || rc == -ENOMEM) {
-		epg_count_global(EPG_G_CT_EXCEEDED, bytes);
+		epg_count_global(EPG_G_CT_EXCEEDED, n);
 		return -1;
 	}
 	if (!rc)
-		epg_count_global(EPG_G_CT_CREATED, 0);
+		epg_count_event(EPG_G_CT_CREATED);
 	return 0; /* -EEXIST: another CPU created it first */
 }
 

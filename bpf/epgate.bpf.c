@@ -33,7 +33,7 @@ epg_classify(__u32 gen, __u32 family, const __u8 *addr)
 /* Every drop of endpoint traffic ends here: counted, and remembered for the
  * flow logs. */
 static __always_inline int epg_reject(const struct epg_pkt *p, int flowlog, __u32 ep_slot,
-				      __u32 dir, __u32 reason, __u32 rule, __u64 bytes)
+				      __u32 dir, __u32 reason, __u32 rule, const struct epg_counter *n)
 {
 	struct epg_scratch *scr = flowlog ? epg_scratch_get() : NULL;
 
@@ -51,45 +51,58 @@ static __always_inline int epg_reject(const struct epg_pkt *p, int flowlog, __u3
 				__builtin_memcpy(&k->sport, p->sport, 2);
 			__builtin_memcpy(&k->dport, p->port, 2);
 		}
-		epg_rej_record(k, ep_slot, reason, p->tcp_flags, bytes);
+		epg_rej_record(k, ep_slot, reason, p->tcp_flags, n);
 	}
-	return epg_finish(ep_slot, dir, reason, rule, bytes);
+	return epg_finish(ep_slot, dir, reason, rule, n);
 }
 
 /* The one exit for endpoint traffic: a first fragment's verdict is
  * remembered for its later fragments, then the verdict is counted (and a drop
  * recorded for the flow logs). */
 static __always_inline int epg_verdict(const struct epg_pkt *p, int flowlog, __u32 ep_slot,
-				       __u32 dir, __u32 reason, __u32 rule, __u64 bytes)
+				       __u32 dir, __u32 reason, __u32 rule, const struct epg_counter *n)
 {
 	if (p->frag == EPG_FRAG_FIRST)
 		epg_frag_settle(p, reason);
 	if (epg_reason_verdict(reason) == EPG_DROP)
-		return epg_reject(p, flowlog, ep_slot, dir, reason, rule, bytes);
-	return epg_finish(ep_slot, dir, reason, rule, bytes);
+		return epg_reject(p, flowlog, ep_slot, dir, reason, rule, n);
+	return epg_finish(ep_slot, dir, reason, rule, n);
 }
 
 /* The network ACL denies the packet: dropped, unless its peer is exempt
  * (then passed as not_enforced, no ACL entry counted). */
 static __always_inline int epg_acl_drop(const struct epg_pkt *p, int flowlog, __u32 ep_slot,
-					__u32 dir, __u32 acl_slot, __u64 bytes, int exempt)
+					__u32 dir, __u32 acl_slot, const struct epg_counter *n,
+					int exempt)
 {
 	if (exempt)
-		return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_NOT_ENFORCED, EPG_NO_RULE_SLOT,
-				   bytes);
-	return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_ACL, acl_slot, bytes);
+		return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_NOT_ENFORCED, EPG_NO_RULE_SLOT, n);
+	return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_ACL, acl_slot, n);
 }
 
 /* Neither address can be an endpoint's, or not IP at all: counted, passed.
  * Checked by the entry points themselves, before the call into decide. */
-static __always_inline int epg_passes_untouched(int rc, __u64 bytes)
+static __always_inline int epg_passes_untouched(int rc, const struct epg_counter *n)
 {
 	if (rc != EPG_PARSE_NOT_IP && rc != EPG_PARSE_OTHER)
 		return 0;
-	epg_count_global(EPG_G_PASSTHROUGH, bytes);
+	epg_count_global(EPG_G_PASSTHROUGH, n);
 	if (rc == EPG_PARSE_NOT_IP)
-		epg_count_global(EPG_G_NOT_IP, bytes);
+		epg_count_global(EPG_G_NOT_IP, n);
 	return 1;
+}
+
+/* What a packet counts: its segments (a GSO packet the host sends leaves as
+ * several), and their bytes on the wire, each with its own headers. */
+static __always_inline struct epg_counter epg_amount(const struct epg_pkt *p, __u64 len)
+{
+	struct epg_counter n = { .packets = 1, .bytes = len };
+
+	if (p->segs > 1) {
+		n.packets = p->segs;
+		n.bytes = len + (__u64)(p->segs - 1) * p->hdr_len;
+	}
+	return n;
 }
 
 /*
@@ -98,7 +111,7 @@ static __always_inline int epg_passes_untouched(int rc, __u64 bytes)
  * unknown, instead of once per path through the parser (which, inlined,
  * exceeds the 1M-instruction budget).
  */
-__noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifindex)
+__noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 {
 	const struct epg_ct_timeouts *tmo;
 	const struct epg_addr_val *ep = NULL;
@@ -110,9 +123,14 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	int bit, tracked = 0, reason, acl_cached, cacheable, ori = 0, src_lo = 0;
 	int flowlog = 0, looked = 0, classified = 0, exempt = 0;
 	const struct epg_pkt *p = pkt;
+	struct epg_counter amt;
+	const struct epg_counter *n = &amt;
 	__u64 now;
 
-	if (!p || epg_passes_untouched(rc, bytes))
+	if (!p)
+		return EPG_ACCEPT;
+	amt = epg_amount(p, len);
+	if (epg_passes_untouched(rc, n))
 		return EPG_ACCEPT;
 
 	/* One generation for every lookup of this packet, and whether drops are
@@ -157,7 +175,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		} else {
 			ep = epg_classify(gen, p->family, p->saddr);
 			if (!ep) {
-				epg_count_global(EPG_G_PASSTHROUGH, bytes);
+				epg_count_global(EPG_G_PASSTHROUGH, n);
 				return EPG_ACCEPT;
 			}
 			dir = EPG_DIR_EGRESS;
@@ -169,19 +187,19 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	/* A first fragment takes its place in the fragment table before it is
 	 * judged: when the table is full it is dropped unjudged (no flow made). */
 	if (p->frag == EPG_FRAG_FIRST && epg_frag_remember(p, ep->ep_slot, dir, EPG_R_FRAG_FULL))
-		return epg_reject(p, flowlog, ep->ep_slot, dir, EPG_R_FRAG_FULL, EPG_NO_RULE_SLOT, bytes);
+		return epg_reject(p, flowlog, ep->ep_slot, dir, EPG_R_FRAG_FULL, EPG_NO_RULE_SLOT, n);
 	if (rc != EPG_PARSE_OK)
-		return epg_verdict(p, flowlog, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, n);
 	if (epg_is_link_control(p)) {
 		/* neighbour discovery and MLD are link plumbing, never judged by
 		 * groups or ACLs (as ARP for IPv4) */
-		epg_count_global(EPG_G_PASSTHROUGH, bytes);
+		epg_count_global(EPG_G_PASSTHROUGH, n);
 		return EPG_ACCEPT;
 	}
 
 	/* Later fragments follow their first fragment's verdict, whatever it was. */
 	if (p->frag == EPG_FRAG_LATER)
-		return epg_verdict(p, flowlog, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, bytes);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, n);
 
 	/* A packet of a tracked flow passes whatever the rules say now. */
 	if (!looked) {
@@ -208,10 +226,10 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 	cacheable = p->proto != IPPROTO_ICMP && p->proto != IPPROTO_ICMPV6;
 	acl_cached = acl != EPG_SET_NONE && cacheable && flow && flow->acl_gen[ori] == acl_gen;
 	if (acl_cached)
-		epg_count_rule(flow->acl_slot[ori], bytes);
+		epg_count_rule(flow->acl_slot[ori], n);
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
-	    epg_acl_denies(epg_sel(acl, dir), p, 1, bytes, &acl_slot))
-		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, bytes,
+	    epg_acl_denies(epg_sel(acl, dir), p, 1, n, &acl_slot))
+		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
 				    exempt && epg_exempt_peer(gen, p, dir));
 
 	rule = EPG_NO_RULE_SLOT;
@@ -229,7 +247,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 				rc = EPG_R_TCP_NO_FLOW;
 			else
 				rc = EPG_R_NO_RULE;
-			return epg_verdict(p, flowlog, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, bytes);
+			return epg_verdict(p, flowlog, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, n);
 		}
 		reason = EPG_R_RULE;
 		rule = epg_rule_slot(sel, bit);
@@ -237,14 +255,14 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 
 	/* Outbound: the network ACL after the security group. */
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
-	    epg_acl_denies(epg_sel(acl, dir), p, 0, bytes, &acl_slot))
-		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, bytes,
+	    epg_acl_denies(epg_sel(acl, dir), p, 0, n, &acl_slot))
+		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
 				    exempt && epg_exempt_peer(gen, p, dir));
 	if (acl == EPG_SET_NONE || !cacheable)
 		acl_gen = 0;
 
 	if (flow) {
-		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, bytes, now, gen, ep->ct_profile);
+		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, n, now, gen, ep->ct_profile);
 		if (!tag)
 			tag = epg_ct_tag(&ck);
 		if (flow->key_tag == tag) { /* still this flow's element */
@@ -271,13 +289,13 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 bytes, __u32 ifinde
 		tmo = epg_ct_timeouts_of(gen, ep->ct_profile);
 		/* the table full: dropped, unless the peer is exempt (then as if
 		 * no rule had allowed it) */
-		if (epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, bytes, now, tmo,
+		if (epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, n, now, tmo,
 				  acl_gen, acl_slot))
 			return epg_verdict(p, flowlog, ep->ep_slot, dir,
 					   exempt && epg_exempt_peer(gen, p, dir) ?
-					   EPG_R_NOT_ENFORCED : EPG_R_CT_FULL, EPG_NO_RULE_SLOT, bytes);
+					   EPG_R_NOT_ENFORCED : EPG_R_CT_FULL, EPG_NO_RULE_SLOT, n);
 	}
-	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, bytes);
+	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, n);
 }
 
 /* libxdp: run early, and let the next program run after our XDP_PASS. */
@@ -306,13 +324,14 @@ __noinline int epg_parse_skb(struct __sk_buff *skb, struct epg_pkt *p)
 SEC("xdp.frags")
 int epg_xdp(struct xdp_md *ctx)
 {
-	__u64 bytes = bpf_xdp_get_buff_len(ctx);
+	__u64 len = bpf_xdp_get_buff_len(ctx);
 	struct epg_pkt p = {};
-	int rc = epg_parse_xdp(ctx, &p, bytes);
+	int rc = epg_parse_xdp(ctx, &p, len);
+	struct epg_counter n = { .packets = 1, .bytes = len };
 
-	if (epg_passes_untouched(rc, bytes))
+	if (epg_passes_untouched(rc, &n))
 		return XDP_PASS;
-	return epg_decide(&p, rc, bytes, ctx->ingress_ifindex) == EPG_DROP ?
+	return epg_decide(&p, rc, len, ctx->ingress_ifindex) == EPG_DROP ?
 	       XDP_DROP : XDP_PASS;
 }
 
@@ -324,16 +343,23 @@ SEC("tc")
 int epg_tc_egress(struct __sk_buff *skb)
 {
 	struct epg_pkt p = {};
+	struct epg_counter n;
 	int rc;
 
 	if (skb->ingress_ifindex) {
 		/* forwarded: judged by XDP where it arrived */
-		epg_count_global(EPG_G_FORWARDED, skb->len);
+		n.packets = 1;
+		n.bytes = skb->len;
+		epg_count_global(EPG_G_FORWARDED, &n);
 		return TC_ACT_OK;
 	}
 	bpf_skb_pull_data(skb, skb->len < EPG_TC_PULL ? skb->len : EPG_TC_PULL);
 	rc = epg_parse_skb(skb, &p);
-	if (epg_passes_untouched(rc, skb->len))
+	/* a GSO packet: as many as its segments, after the parse (which
+	 * leaves segs alone) found the headers each of them repeats */
+	p.segs = (__u16)(skb->gso_segs > 0xffff ? 0xffff : skb->gso_segs);
+	n = epg_amount(&p, skb->len);
+	if (epg_passes_untouched(rc, &n))
 		return TC_ACT_OK;
 	return epg_decide(&p, rc, skb->len, skb->ifindex) == EPG_DROP ?
 	       TC_ACT_SHOT : TC_ACT_OK;

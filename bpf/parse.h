@@ -57,7 +57,8 @@ struct epg_pkt {
 	__u8  icmp_err;  /* an ICMP error whose quoted header was read into inner */
 	__u16 frag_off;  /* fragment offset, 8-byte units */
 	__u32 frag_id;   /* fragment identification (IPv4: 16 bits) */
-	__u8  pad3[4];
+	__u16 segs;      /* set by the caller: GSO segments (tc), 0 or 1 = one packet */
+	__u16 hdr_len;   /* bytes before the payload: L2, L3 and the TCP/UDP header */
 	__u32 frag_end;  /* offset in bytes + this fragment's payload */
 	struct {         /* the quoted packet of an ICMP error, as it was sent */
 		__u8 saddr[16];
@@ -153,8 +154,9 @@ struct epg_ip6_ext {
 };
 
 static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_end,
-					void *data_end)
+					void *data_end, __u32 l4_off)
 {
+	p->hdr_len = (__u16)l4_off;
 	if (p->frag == EPG_FRAG_LATER)
 		return EPG_PARSE_OK;
 
@@ -169,6 +171,7 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 		__builtin_memcpy(p->port, &th->dest, 2);
 		__builtin_memcpy(p->sport, &th->source, 2);
 		p->tcp_flags = ((__u8 *)th)[13] & 0x3f;
+		p->hdr_len = (__u16)(l4_off + th->doff * 4);
 		p->has_ports = 1;
 		break;
 	}
@@ -179,6 +182,7 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 			return EPG_R_TRUNCATED_L4;
 		__builtin_memcpy(p->port, &uh->dest, 2);
 		__builtin_memcpy(p->sport, &uh->source, 2);
+		p->hdr_len = (__u16)(l4_off + sizeof(*uh));
 		p->has_ports = 1;
 		break;
 	}
@@ -229,7 +233,7 @@ static __always_inline int epg_maybe_endpoint(const struct epg_pkt *p)
 }
 
 static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *data_end,
-					  __u64 avail)
+					  __u64 avail, __u32 l2)
 {
 	struct iphdr *ip = nh;
 	__u32 hlen, tot;
@@ -262,7 +266,7 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 		p->frag_end = p->frag_off * 8 + (tot - hlen);
 	}
 
-	return epg_parse_l4(p, nh + hlen, nh + tot, data_end);
+	return epg_parse_l4(p, nh + hlen, nh + tot, data_end, l2 + hlen);
 }
 
 /* Offsets into a frame are below 64 KiB; masking keeps the verifier's view
@@ -276,7 +280,7 @@ static __always_inline int epg_ip6_is_ext(__u8 next)
 }
 
 static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *data_end,
-					  __u64 avail)
+					  __u64 avail, __u32 l2)
 {
 	struct ipv6hdr *ip6 = nh;
 	__u32 off, plen, frag_hdr_end = 0;
@@ -351,7 +355,7 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 	off &= EPG_OFF_MASK;
 	cur = nh + off;
 	p->proto = next;
-	return epg_parse_l4(p, cur, end, data_end);
+	return epg_parse_l4(p, cur, end, data_end, l2 + off);
 }
 
 /* len: the whole frame's length, of which data .. data_end is the part
@@ -382,9 +386,9 @@ static __always_inline int epg_parse(struct epg_pkt *p, void *data, void *data_e
 
 	len = len > l2 ? len - l2 : 0;
 	if (proto == bpf_htons(ETH_P_IP))
-		return epg_parse_ipv4(p, nh, data_end, len);
+		return epg_parse_ipv4(p, nh, data_end, len, (__u32)l2);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return epg_parse_ipv6(p, nh, data_end, len);
+		return epg_parse_ipv6(p, nh, data_end, len, (__u32)l2);
 	return EPG_PARSE_NOT_IP;
 }
 

@@ -109,7 +109,7 @@ static __always_inline __u32 epg_rule_slot(__u32 sel, int bit)
  * entry's hit is counted here.
  */
 static __always_inline int epg_acl_denies(__u32 sel, const struct epg_pkt *p,
-					  int peer_is_src, __u64 bytes, __u32 *slot)
+					  int peer_is_src, const struct epg_counter *n, __u32 *slot)
 {
 	const struct epg_rule_ref *r;
 	int bit = epg_match(sel, p, peer_is_src);
@@ -126,7 +126,7 @@ static __always_inline int epg_acl_denies(__u32 sel, const struct epg_pkt *p,
 	*slot = r->slot;
 	if (r->deny)
 		return 1;
-	epg_count_rule(r->slot, bytes);
+	epg_count_rule(r->slot, n);
 	return 0;
 }
 

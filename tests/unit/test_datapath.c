@@ -203,9 +203,12 @@ static uint64_t passthrough(void)
 enum hook { HOOK_XDP, HOOK_TC_LOCAL, HOOK_TC_FORWARDED };
 static enum hook hook = HOOK_XDP;
 
+static uint32_t gso_segs; /* tc: the skb's GSO segments (0: not GSO) */
+
 static int run_frame(const void *frame, size_t len, uint32_t *retval)
 {
-	struct __sk_buff skb = { .ingress_ifindex = hook == HOOK_TC_FORWARDED ? 1 : 0 };
+	struct __sk_buff skb = { .ingress_ifindex = hook == HOOK_TC_FORWARDED ? 1 : 0,
+				 .gso_segs = gso_segs };
 	LIBBPF_OPTS(bpf_test_run_opts, topts, .data_in = frame,
 		    .data_size_in = (uint32_t)len, .repeat = 1);
 	int fd = bpf_program__fd(skel->progs.epg_xdp), rc;
@@ -1209,6 +1212,32 @@ static void tc_tests(void)
 	sum_percpu(maps.global, EPG_G_FORWARDED, &after, sizeof(after));
 	CHECK_EQ(after.packets - before.packets, 1, "tc: counted as forwarded");
 	CHECK_EQ(all_ep_total() - tot, 0, "tc: not counted for the endpoint again");
+
+	/* A GSO packet the host sends counts as its segments, each with its
+	 * own Ethernet, IP and TCP headers on the wire. */
+	hook = HOOK_TC_LOCAL;
+	struct pkt_spec bulk = tcp4(A4, 42002, "198.18.40.7", 5432, ACK);
+	int slot = ep_slot("vpce-aaaa");
+	struct epg_ep_counters c0, c1;
+	struct epg_flow f0, f1;
+
+	bulk.payload = 1000;
+	pkt_build(&k, &bulk);
+	sum_percpu(maps.ep_stats, (uint32_t)slot, &c0, sizeof(c0));
+	CHECK_EQ(flow_of(&out_ok, &f0), 0, "tc: the local connection's flow");
+	gso_segs = 10;
+	retval = 99;
+	CHECK_EQ(run_frame(k.buf, k.len, &retval), 0, "tc: run a GSO packet of 10 segments");
+	gso_segs = 0;
+	CHECK_EQ(retval, 0, "tc: the GSO packet of a tracked flow passes");
+	sum_percpu(maps.ep_stats, (uint32_t)slot, &c1, sizeof(c1));
+	uint64_t dp = c1.c[OUT][EPG_R_TRACKED].packets - c0.c[OUT][EPG_R_TRACKED].packets;
+	uint64_t db = c1.c[OUT][EPG_R_TRACKED].bytes - c0.c[OUT][EPG_R_TRACKED].bytes;
+	CHECK(dp == 10 && db == k.len + 9 * (14 + 20 + 20),
+	      "tc: a GSO packet counts 10 packets and their wire bytes (%llu packets, %llu bytes; frame %zu)",
+	      (unsigned long long)dp, (unsigned long long)db, k.len);
+	CHECK(flow_of(&out_ok, &f1) == 0 && f1.val.packets[OUT] - f0.val.packets[OUT] == 10 &&
+	      f1.val.bytes[OUT] - f0.val.bytes[OUT] == db, "tc: and so does its flow, for the flow logs");
 	hook = HOOK_XDP;
 }
 
