@@ -93,7 +93,8 @@ static __always_inline int epg_passes_untouched(int rc, const struct epg_counter
 }
 
 /* What a packet counts: its segments (a GSO packet the host sends leaves as
- * several), and their bytes on the wire, each with its own headers. */
+ * several), and their bytes on the wire, each with its own headers: the
+ * kernel's own count where it has one (tunnels' inner headers included). */
 static __always_inline struct epg_counter epg_amount(const struct epg_pkt *p, __u64 len)
 {
 	struct epg_counter n = { .packets = 1, .bytes = len };
@@ -102,7 +103,21 @@ static __always_inline struct epg_counter epg_amount(const struct epg_pkt *p, __
 		n.packets = p->segs;
 		n.bytes = len + (__u64)(p->segs - 1) * p->hdr_len;
 	}
+	if (p->wire_len > len)
+		n.bytes = p->wire_len;
 	return n;
+}
+
+/* A packet the host sends, as tc sees it: its GSO segments (counted from
+ * the segment size when the sender left the count out) and wire length. */
+static __always_inline void epg_skb_segments(struct __sk_buff *skb, struct epg_pkt *p)
+{
+	__u32 segs = skb->gso_segs, size = skb->gso_size;
+
+	if (!segs && size && skb->len > p->hdr_len)
+		segs = (skb->len - p->hdr_len + size - 1) / size;
+	p->segs = (__u16)(segs > 0xffff ? 0xffff : segs);
+	p->wire_len = skb->wire_len;
 }
 
 /*
@@ -348,16 +363,15 @@ int epg_tc_egress(struct __sk_buff *skb)
 
 	if (skb->ingress_ifindex) {
 		/* forwarded: judged by XDP where it arrived */
-		n.packets = 1;
-		n.bytes = skb->len;
+		epg_skb_segments(skb, &p);
+		n = epg_amount(&p, skb->len);
 		epg_count_global(EPG_G_FORWARDED, &n);
 		return TC_ACT_OK;
 	}
 	bpf_skb_pull_data(skb, skb->len < EPG_TC_PULL ? skb->len : EPG_TC_PULL);
 	rc = epg_parse_skb(skb, &p);
-	/* a GSO packet: as many as its segments, after the parse (which
-	 * leaves segs alone) found the headers each of them repeats */
-	p.segs = (__u16)(skb->gso_segs > 0xffff ? 0xffff : skb->gso_segs);
+	/* after the parse, which measured the headers each segment repeats */
+	epg_skb_segments(skb, &p);
 	n = epg_amount(&p, skb->len);
 	if (epg_passes_untouched(rc, &n))
 		return TC_ACT_OK;

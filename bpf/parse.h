@@ -59,6 +59,8 @@ struct epg_pkt {
 	__u32 frag_id;   /* fragment identification (IPv4: 16 bits) */
 	__u16 segs;      /* set by the caller: GSO segments (tc), 0 or 1 = one packet */
 	__u16 hdr_len;   /* bytes before the payload: L2, L3 and the TCP/UDP header */
+	__u32 wire_len;  /* set by the caller: the kernel's bytes on the wire (tc), or 0 */
+	__u32 pad4;
 	__u32 frag_end;  /* offset in bytes + this fragment's payload */
 	struct {         /* the quoted packet of an ICMP error, as it was sent */
 		__u8 saddr[16];

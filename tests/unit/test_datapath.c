@@ -203,12 +203,14 @@ static uint64_t passthrough(void)
 enum hook { HOOK_XDP, HOOK_TC_LOCAL, HOOK_TC_FORWARDED };
 static enum hook hook = HOOK_XDP;
 
-static uint32_t gso_segs; /* tc: the skb's GSO segments (0: not GSO) */
+/* tc: the skb's GSO segments and segment size (0: not GSO), and the
+ * kernel's wire length (0: none) */
+static uint32_t gso_segs, gso_size, wire_len;
 
 static int run_frame(const void *frame, size_t len, uint32_t *retval)
 {
 	struct __sk_buff skb = { .ingress_ifindex = hook == HOOK_TC_FORWARDED ? 1 : 0,
-				 .gso_segs = gso_segs };
+				 .gso_segs = gso_segs, .gso_size = gso_size, .wire_len = wire_len };
 	LIBBPF_OPTS(bpf_test_run_opts, topts, .data_in = frame,
 		    .data_size_in = (uint32_t)len, .repeat = 1);
 	int fd = bpf_program__fd(skel->progs.epg_xdp), rc;
@@ -1238,6 +1240,29 @@ static void tc_tests(void)
 	      (unsigned long long)dp, (unsigned long long)db, k.len);
 	CHECK(flow_of(&out_ok, &f1) == 0 && f1.val.packets[OUT] - f0.val.packets[OUT] == 10 &&
 	      f1.val.bytes[OUT] - f0.val.bytes[OUT] == db, "tc: and so does its flow, for the flow logs");
+
+	/* the kernel's wire length, where it has one, counts (a tunnel's inner
+	 * headers too); segments left out by the sender come from the size */
+	struct { const char *name; uint32_t segs, size, wire; uint64_t want_p, want_b; } g[] = {
+		{ "wire length given", 10, 100, (uint32_t)k.len + 9 * 104, 10, k.len + 9 * 104 },
+		{ "segments from the segment size", 0, 100, 0, 10, k.len + 9 * 54 },
+		{ "a 1000-byte segment size: one packet", 0, 1000, 0, 1, k.len },
+	};
+	for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
+		sum_percpu(maps.ep_stats, (uint32_t)slot, &c0, sizeof(c0));
+		gso_segs = g[i].segs;
+		gso_size = g[i].size;
+		wire_len = g[i].wire;
+		CHECK_EQ(run_frame(k.buf, k.len, &retval), 0, "tc: %s: run", g[i].name);
+		gso_segs = gso_size = wire_len = 0;
+		sum_percpu(maps.ep_stats, (uint32_t)slot, &c1, sizeof(c1));
+		dp = c1.c[OUT][EPG_R_TRACKED].packets - c0.c[OUT][EPG_R_TRACKED].packets;
+		db = c1.c[OUT][EPG_R_TRACKED].bytes - c0.c[OUT][EPG_R_TRACKED].bytes;
+		CHECK(retval == 0 && dp == g[i].want_p && db == g[i].want_b,
+		      "tc: %s: %llu packets, %llu bytes (want %llu, %llu)", g[i].name,
+		      (unsigned long long)dp, (unsigned long long)db, (unsigned long long)g[i].want_p,
+		      (unsigned long long)g[i].want_b);
+	}
 	hook = HOOK_XDP;
 }
 
