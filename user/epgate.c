@@ -1153,7 +1153,8 @@ static const struct cmd cmds[] = {
 	  "  --expire  remove flows idle longer than their timeout now (the sweeper;\n"
 	  "            the datapath also removes an idle flow when it meets one)\n"
 	  "  --flush   remove every tracked flow: open connections are then judged\n"
-	  "            by the rules again, packet by packet\n" },
+	  "            by the rules again, packet by packet\n"
+	  "While serve writes flow logs, flows removed here are reported as SKIPDATA.\n" },
 };
 
 static const struct cmd *find_cmd(const char *name)

@@ -682,6 +682,20 @@ static void conntrack_tests(void)
 	CHECK(flow_of(&q, &f) != 0 && gone.n == 0,
 	      "without a flow log the datapath removes the idle flow and hands nothing on");
 	free(gone.v);
+	/* removed where no flow log gets them (conntrack --flush in another
+	 * process) while serve writes one: counted as lost, for SKIPDATA */
+	struct epg_counter lost0, lost1;
+	for (int on = 1; on >= 0; on--) {
+		step("UDP request, a flow to flush", &q, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+		     "sg-a|udp 53 from 198.18.5.0/24");
+		set_flowlog(on);
+		sum_percpu(maps.global, EPG_G_ENDED_LOST, &lost0, sizeof(lost0));
+		CHECK_EQ(epg_ct_expire(&maps, 0, true, NULL), 1, "flush one flow (flow log %s)", on ? "on" : "off");
+		sum_percpu(maps.global, EPG_G_ENDED_LOST, &lost1, sizeof(lost1));
+		CHECK_EQ(lost1.packets - lost0.packets, (uint64_t)on,
+			 "a flushed flow is counted as lost to the flow logs only while they are on (%d)", on);
+	}
+	set_flowlog(false);
 
 	/* ICMP echo: tracked by identifier. */
 	ct_flush();

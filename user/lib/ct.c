@@ -96,6 +96,26 @@ static int collect_expired(const struct epg_flow *f, void *ctx)
 	return epg_flow_vec_push(&x->idle, f);
 }
 
+/* Flows removed where no flow log can report them, while serve writes one:
+ * counted as lost (EPG_G_ENDED_LOST, reported as SKIPDATA), on the first
+ * CPU's slot of the per-CPU counter. */
+static void count_unreported(struct epg_maps *m, int n)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint32_t zero = 0, key = EPG_G_ENDED_LOST;
+	struct epg_counter *v;
+	struct epg_meta meta;
+
+	if (n <= 0 || bpf_map_lookup_elem(m->meta, &zero, &meta) || !(meta.flags & EPG_META_FLOWLOG))
+		return;
+	v = calloc((size_t)(ncpu > 0 ? ncpu : 1), sizeof(*v));
+	if (v && !bpf_map_lookup_elem(m->global, &key, v)) {
+		v[0].packets += (uint64_t)n;
+		bpf_map_update_elem(m->global, &key, v, BPF_ANY);
+	}
+	free(v);
+}
+
 int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all, struct epg_flow_vec *ended)
 {
 	struct expire_ctx x = { .now = now_ns, .all = all };
@@ -120,6 +140,8 @@ int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all, struct epg_flow
 			rc = -ENOMEM;
 	}
 	free(x.idle.v);
+	if (!ended)
+		count_unreported(m, removed);
 	return rc ? rc : removed;
 }
 

@@ -135,7 +135,9 @@ struct epg_flow_vec {
 int epg_flow_vec_push(struct epg_flow_vec *fv, const struct epg_flow *f);
 /* Removes flows idle longer than their timeout (now: CLOCK_MONOTONIC ns),
  * or all of them with all = true. Returns how many were removed, or -errno.
- * ended (may be NULL) receives each removed flow as it last stood. */
+ * ended (may be NULL) receives each removed flow as it last stood; without
+ * it, while serve writes flow logs, the removed flows are counted as lost
+ * to them (EPG_G_ENDED_LOST: SKIPDATA). */
 int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all, struct epg_flow_vec *ended);
 /* Appends to ended the flows the datapath removed since the last call (the
  * epg_ct_ended ring, written while flow logs are on). Returns how many, or
