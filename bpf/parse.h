@@ -48,7 +48,7 @@ struct epg_pkt {
 	__u8  proto;
 	__u8  has_ports; /* port[] holds a TCP/UDP port or ICMP type, code */
 	__u8  frag;      /* enum epg_frag */
-	__u8  pad;
+	__u8  hop_limit; /* IPv6 */
 	__u8  saddr[16];
 	__u8  daddr[16];
 	__u8  port[2];   /* destination port, or ICMP type, code */
@@ -90,14 +90,19 @@ static __always_inline int epg_icmp_is_error(__u8 proto, __u8 type)
 }
 
 /* ICMPv6 neighbour discovery (133-137) and multicast listener messages
- * (130-132, 143): link plumbing that EC2 never filters, like ARP. */
+ * (130-132, 143): link plumbing that EC2 never filters, like ARP. Only as
+ * they are valid: never forwarded by a router, so neighbour discovery
+ * arrives with hop limit 255 (RFC 4861) and MLD with 1 (RFC 2710, 3810);
+ * anything else of these types is judged like other ICMPv6. */
 static __always_inline int epg_is_link_control(const struct epg_pkt *p)
 {
 	__u8 t = p->port[0];
 
 	if (p->proto != IPPROTO_ICMPV6 || !p->has_ports)
 		return 0;
-	return (t >= 130 && t <= 137) || t == 143;
+	if (t >= 133 && t <= 137)
+		return p->hop_limit == 255;
+	return ((t >= 130 && t <= 132) || t == 143) && p->hop_limit == 1;
 }
 
 /* The quoted header of an ICMP error: IP header, then 8 bytes of L4. A quote
@@ -295,6 +300,7 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 	if ((void *)(ip6 + 1) > data_end)
 		return EPG_PARSE_NOT_IP;
 	p->family = AF_INET6;
+	p->hop_limit = ip6->hop_limit;
 	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 	if (!epg_maybe_endpoint(p))

@@ -949,10 +949,15 @@ static const char *parse_drop(const struct rm_packet *p)
 	}
 }
 
+/* Neighbour discovery with hop limit 255, MLD with 1 (never forwarded). */
 static bool is_link_plumbing(const struct rm_packet *p)
 {
-	return p->family == AF_INET6 && p->proto == IPPROTO_ICMPV6 &&
-	       ((p->icmp_type >= 130 && p->icmp_type <= 137) || p->icmp_type == 143);
+	if (p->family != AF_INET6 || p->proto != IPPROTO_ICMPV6)
+		return false;
+	if (p->icmp_type >= 133 && p->icmp_type <= 137)
+		return p->hop_limit == 255;
+	return ((p->icmp_type >= 130 && p->icmp_type <= 132) || p->icmp_type == 143) &&
+	       p->hop_limit == 1;
 }
 
 struct rm_verdict refmodel_packet(struct refmodel *m, const struct rm_packet *p, uint64_t now)

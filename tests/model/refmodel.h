@@ -67,6 +67,7 @@ struct rm_packet {
 	uint16_t echo_id;        /* ICMP/ICMPv6 bytes 4-5, host order */
 	uint8_t tcp_flags;       /* FIN 1 SYN 2 RST 4 PSH 8 ACK 16 URG 32 ... */
 	uint8_t n_ext;           /* IPv6 extension headers before L4, Fragment header included */
+	uint8_t hop_limit;       /* IPv6 */
 	/* Fragments: IPv4 with MF or a non-zero offset, IPv6 with a Fragment
 	 * header. frag_off in 8-byte units; frag_len the bytes of the fragment
 	 * (what follows the IPv4 header, or the IPv6 Fragment header). */

@@ -23,6 +23,8 @@ struct pkt_spec {
 	int v6_frag_hdr;       /* IPv6: add a fragment header */
 	int v6_ext;            /* IPv6: number of hop-by-hop/dest-opts headers before L4 */
 	int payload;           /* bytes of payload after L4 */
+	int hop_limit;         /* IPv6: 0 = as a valid packet of its kind (255 for neighbour
+				* discovery, 1 for MLD, else 64) */
 	uint8_t tcp_flags;     /* TCP: flags to send (0 = SYN) */
 	const struct pkt_spec *quote; /* ICMP error: the packet it quotes */
 };
@@ -113,7 +115,10 @@ static inline void pkt_build(struct pkt *k, const struct pkt_spec *s)
 		uint8_t *next = p + off + 6;
 
 		p[off] = 0x60;
-		p[off + 7] = 64;
+		p[off + 7] = (uint8_t)(s->hop_limit ? s->hop_limit :
+				       s->proto != 58 ? 64 :
+				       s->icmp_type >= 133 && s->icmp_type <= 137 ? 255 :
+				       (s->icmp_type >= 130 && s->icmp_type <= 132) || s->icmp_type == 143 ? 1 : 64);
 		inet_pton(AF_INET6, s->src, p + off + 8);
 		inet_pton(AF_INET6, s->dst, p + off + 24);
 		for (int e = 0; e < s->v6_ext; e++) {

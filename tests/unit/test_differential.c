@@ -1040,7 +1040,7 @@ static void build_frame(const struct wire *w, struct frame *f)
 		uint8_t *next = b + l3 + 6;
 
 		b[l3] = 0x60;
-		b[l3 + 7] = 64;
+		b[l3 + 7] = p->hop_limit;
 		memcpy(b + l3 + 8, p->src, 16);
 		memcpy(b + l3 + 24, p->dst, 16);
 		for (int e = 0; e < w->v6_ext + (later ? 0 : w->ext_after); e++) {
@@ -1260,6 +1260,7 @@ static void wire_base(struct wire *w, int family, const uint8_t *src, const uint
 {
 	memset(w, 0, sizeof(*w));
 	w->p.family = family;
+	w->p.hop_limit = 64;
 	memcpy(w->p.src, src, fam_len(family));
 	memcpy(w->p.dst, dst, fam_len(family));
 	w->p.proto = proto;
@@ -1914,6 +1915,9 @@ static void gen_misc(struct gen *g, struct wire *w)
 		static const uint8_t nd[] = { 130, 131, 132, 133, 134, 135, 136, 137, 143 };
 
 		w->p.icmp_type = nd[rnd(sizeof(nd))];
+		/* mostly as valid ones are sent, sometimes as no router forwards them */
+		w->p.hop_limit = pct(20) ? (uint8_t)rnd(256) :
+				 w->p.icmp_type >= 133 && w->p.icmp_type <= 137 ? 255 : 1;
 	} else if (e->family == AF_INET) {
 		static const uint8_t t[] = { 4, 5, 9, 10, 13, 14, 15, 16, 17, 18, 30, 42, 43 };
 
