@@ -1124,10 +1124,12 @@ static const struct cmd cmds[] = {
 	  "and of every network ACL entry, by rule number (every packet it judges).\n" },
 	{ "serve", cmd_serve,
 	  "--config FILE... [--listen ADDR:PORT] [--interface IFACE[:skb]]... [--flow-log FILE|-]\n"
-	  "       [--flow-log-interval 60|600] [--flow-log-format FMT] [--sweep-interval N]",
-	  "Run in the foreground (systemd-friendly): attach to the --interface\n"
-	  "interfaces not yet attached, adopt those that are (replacing their\n"
-	  "programs atomically when they are another build's), apply the config,\n"
+	  "            [--flow-log-interval 60|600] [--flow-log-format FMT] [--sweep-interval N]",
+	  "Run in the foreground (systemd-friendly): apply the config (a bad one:\n"
+	  "exit, attaching nothing), then attach to the --interface interfaces not\n"
+	  "yet attached and adopt those that are (replacing their programs\n"
+	  "atomically when they are another build's, except through libxdp's\n"
+	  "dispatcher),\n"
 	  "re-apply it on SIGHUP (a bad config keeps the running policy and counts\n"
 	  "epgate_policy_apply_errors_total), serve /metrics (Prometheus) and /healthz\n"
 	  "over HTTP, remove idle flows, and write VPC Flow Logs records.\n"
@@ -1141,7 +1143,7 @@ static const struct cmd cmds[] = {
 	  "One serve per pin directory.\n" },
 	{ "explain", cmd_explain,
 	  "--src ADDR --dst ADDR --proto P [--sport N] [--dport N] [--icmp-type T --icmp-code C]\n"
-	  "       [--tcp-flags N] [--json]",
+	  "            [--tcp-flags N] [--json]",
 	  "Say what the installed datapath does with this packet and why: the\n"
 	  "verdict and reason, the network ACL entry and security-group rule that\n"
 	  "decided, and whether a tracked flow exists. It runs a private copy of the\n"
