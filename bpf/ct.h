@@ -23,24 +23,39 @@
 #define ENOMEM 12
 #endif
 
+/* An address as two words: IPv4 in the first 4 bytes, the rest zero. */
+static __always_inline void epg_addr_words(__u32 family, const __u8 *a, __u64 w[2])
+{
+	w[0] = 0;
+	w[1] = 0;
+	if (family == AF_INET)
+		__builtin_memcpy(w, a, 4);
+	else
+		__builtin_memcpy(w, a, 16);
+}
+
+static __always_inline int epg_addr_eq(__u32 family, const __u8 *a, const __u8 *b)
+{
+	__u64 x[2], y[2];
+
+	epg_addr_words(family, a, x);
+	epg_addr_words(family, b, y);
+	return x[0] == y[0] && x[1] == y[1];
+}
+
 /* Fill key from (src, sport) -> (dst, dport); returns 1 when src is "lo". */
 static __always_inline int epg_ct_key_make(struct epg_ct_key *k, __u32 family, __u8 proto,
 					   const __u8 *src, const __u8 *dst,
 					   const __u8 *sport, const __u8 *dport)
 {
-	__u64 s[2] = { 0, 0 }, d[2] = { 0, 0 };
+	__u64 s[2], d[2];
 	__u16 sp, dp;
 	int src_lo;
 
 	__builtin_memcpy(&sp, sport, 2);
 	__builtin_memcpy(&dp, dport, 2);
-	if (family == AF_INET) {
-		__builtin_memcpy(s, src, 4);
-		__builtin_memcpy(d, dst, 4);
-	} else {
-		__builtin_memcpy(s, src, 16);
-		__builtin_memcpy(d, dst, 16);
-	}
+	epg_addr_words(family, src, s);
+	epg_addr_words(family, dst, d);
 	/* any total order will do, as long as both directions agree */
 	if (s[0] != d[0])
 		src_lo = s[0] < d[0];
@@ -301,20 +316,6 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 	if (!rc)
 		epg_count_event(EPG_G_CT_CREATED);
 	return 0; /* -EEXIST: another CPU created it first */
-}
-
-static __always_inline int epg_addr_eq(__u32 family, const __u8 *a, const __u8 *b)
-{
-	__u64 x[2] = { 0, 0 }, y[2] = { 0, 0 };
-
-	if (family == AF_INET) {
-		__builtin_memcpy(x, a, 4);
-		__builtin_memcpy(y, b, 4);
-	} else {
-		__builtin_memcpy(x, a, 16);
-		__builtin_memcpy(y, b, 16);
-	}
-	return x[0] == y[0] && x[1] == y[1];
 }
 
 /* An ICMP error quoting a live flow is part of it. */

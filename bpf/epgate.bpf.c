@@ -122,7 +122,8 @@ static __always_inline void epg_skb_segments(struct __sk_buff *skb, struct epg_p
 
 /*
  * Decide on a parsed packet; returns EPG_ACCEPT or EPG_DROP. Hook-independent.
- * A global function: the verifier checks it once, with the packet's fields
+ * The caller has passed (and counted) what is not endpoint traffic
+ * (epg_passes_untouched). A global function: the verifier checks it once, with the packet's fields
  * unknown, instead of once per path through the parser (which, inlined,
  * exceeds the 1M-instruction budget).
  */
@@ -145,8 +146,6 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (!p)
 		return EPG_ACCEPT;
 	amt = epg_amount(p, len);
-	if (epg_passes_untouched(rc, n))
-		return EPG_ACCEPT;
 
 	/* One generation for every lookup of this packet, and whether drops are
 	 * recorded for flow logs (serve --flow-log), read once. */
@@ -245,7 +244,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 1, n, &acl_slot))
 		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
-				    exempt && epg_exempt_peer(gen, p, dir));
+				    epg_exempt_peer(exempt, gen, p, dir));
 
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
@@ -256,7 +255,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 		sel = epg_sel(ep->ruleset, dir);
 		bit = epg_match(sel, p, dir == EPG_DIR_INGRESS);
 		if (bit < 0) {
-			if (exempt && epg_exempt_peer(gen, p, dir))
+			if (epg_exempt_peer(exempt, gen, p, dir))
 				rc = EPG_R_NOT_ENFORCED;
 			else if (p->proto == IPPROTO_TCP && !(p->tcp_flags & EPG_TCP_SYN))
 				rc = EPG_R_TCP_NO_FLOW;
@@ -272,7 +271,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 0, n, &acl_slot))
 		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
-				    exempt && epg_exempt_peer(gen, p, dir));
+				    epg_exempt_peer(exempt, gen, p, dir));
 	if (acl == EPG_SET_NONE || !cacheable)
 		acl_gen = 0;
 
@@ -307,7 +306,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 		if (epg_ct_create(&ck, src_lo, p, dir, ep, cls_gen, rule, ifindex, n, now, tmo,
 				  acl_gen, acl_slot))
 			return epg_verdict(p, flowlog, ep->ep_slot, dir,
-					   exempt && epg_exempt_peer(gen, p, dir) ?
+					   epg_exempt_peer(exempt, gen, p, dir) ?
 					   EPG_R_NOT_ENFORCED : EPG_R_CT_FULL, EPG_NO_RULE_SLOT, n);
 	}
 	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, n);

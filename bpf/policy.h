@@ -131,11 +131,15 @@ static __always_inline int epg_acl_denies(__u32 sel, const struct epg_pkt *p,
 }
 
 /* Is the packet's peer (the source inbound, the destination outbound)
- * exempt in generation gen? */
-static __always_inline int epg_exempt_peer(__u32 gen, const struct epg_pkt *p, __u32 dir)
+ * exempt in generation gen? No lookup when the generation has none (any). */
+static __always_inline int epg_exempt_peer(int any, __u32 gen, const struct epg_pkt *p,
+					   __u32 dir)
 {
 	struct epg_exempt_key k = { .space = EPG_EXEMPT_SPACE(gen, p->family) };
 	const __u8 *peer = dir == EPG_DIR_INGRESS ? p->saddr : p->daddr;
+
+	if (!any)
+		return 0;
 
 	if (p->family == AF_INET) {
 		k.prefixlen = 32 + 32;

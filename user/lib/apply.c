@@ -132,6 +132,22 @@ static uint32_t free_slot(const struct slots *s, uint32_t *next, uint32_t max,
 	return *next;
 }
 
+/* Claim *slot for the new plan: the one found by name, or (*slot == max)
+ * the lowest free one, recorded in fresh[] to be zeroed. -E2BIG: none free. */
+static int claim_slot(const struct slots *s, uint32_t *slot, uint32_t *next_free, uint32_t max,
+		      uint8_t *keep, bool (*used)(const struct slots *, uint32_t),
+		      uint32_t *fresh, size_t *n_fresh)
+{
+	if (*slot == max) {
+		*slot = free_slot(s, next_free, max, keep, used);
+		if (*slot == max)
+			return -E2BIG;
+		fresh[(*n_fresh)++] = *slot;
+	}
+	keep[*slot] = 1;
+	return 0;
+}
+
 static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 			   struct slots *s)
 {
@@ -157,16 +173,11 @@ static int assign_ep_slots(struct epg_maps *m, const struct epg_plan *plan,
 				slot = t.v[b] - 1;
 				break;
 			}
-		if (slot == m->max_eps) {
-			slot = free_slot(s, &next_free, m->max_eps, s->ep_keep, ep_slot_used);
-			if (slot == m->max_eps) {
-				rc = -E2BIG;
-				break;
-			}
-			s->new_ep_slots[s->n_new_ep_slots++] = slot;
-		}
+		rc = claim_slot(s, &slot, &next_free, m->max_eps, s->ep_keep, ep_slot_used,
+				s->new_ep_slots, &s->n_new_ep_slots);
+		if (rc)
+			break;
 		s->ep_slot[e] = slot;
-		s->ep_keep[slot] = 1;
 	}
 	free(t.v);
 	return rc;
@@ -221,16 +232,11 @@ static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 				break;
 			}
 		}
-		if (slot == m->max_rule_slots) {
-			slot = free_slot(s, &next_free, m->max_rule_slots, s->rule_keep, rule_slot_used);
-			if (slot == m->max_rule_slots) {
-				rc = -E2BIG;
-				break;
-			}
-			s->new_rule_slots[s->n_new_rule_slots++] = slot;
-		}
+		rc = claim_slot(s, &slot, &next_free, m->max_rule_slots, s->rule_keep,
+				rule_slot_used, s->new_rule_slots, &s->n_new_rule_slots);
+		if (rc)
+			break;
 		s->rule_slot[r] = slot;
-		s->rule_keep[slot] = 1;
 	}
 out:
 	free(t.v);
@@ -975,43 +981,39 @@ static int sync_profiles(struct epg_maps *m, const struct epg_plan *plan, uint32
  * plan's in. Read by no packet until the flip. */
 static int write_exempt(struct epg_maps *m, const struct epg_plan *plan, uint32_t gen)
 {
-	struct epg_exempt_key key, next, *prev = NULL, *old = NULL;
-	size_t n_old = 0, cap = 0;
-	uint32_t one = 1;
-	int rc = 0;
+	struct epg_exempt_key *keys = NULL, *add;
+	uint32_t *vals = NULL;
+	size_t n = 0, n_old = 0;
+	int rc;
 
 	if (m->exempt < 0)
 		return plan->n_exempt ? -ENOENT : 0;
-	while (!bpf_map_get_next_key(m->exempt, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (key.space / 2 != gen)
-			continue;
-		if (n_old == cap) {
-			void *v = realloc(old, (cap = cap ? cap * 2 : 16) * sizeof(*old));
-
-			if (!v) {
-				free(old);
-				return -ENOMEM;
-			}
-			old = v;
-		}
-		old[n_old++] = key;
-	}
-	for (size_t i = 0; i < n_old && !rc; i++)
-		if (bpf_map_delete_elem(m->exempt, &old[i]) && errno != ENOENT)
-			rc = -errno;
-	free(old);
-	for (size_t i = 0; i < plan->n_exempt && !rc; i++) {
+	rc = epg_map_read_all(m->exempt, sizeof(*keys), sizeof(*vals), (void **)&keys,
+			      (void **)&vals, &n);
+	for (size_t i = 0; !rc && i < n; i++)
+		if (keys[i].space / 2 == gen)
+			keys[n_old++] = keys[i];
+	if (!rc)
+		rc = epg_map_del_many(m->exempt, keys, n_old, sizeof(*keys));
+	free(keys);
+	free(vals);
+	add = calloc(plan->n_exempt + 1, sizeof(*add));
+	vals = calloc(plan->n_exempt + 1, sizeof(*vals));
+	if (!rc && (!add || !vals))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < plan->n_exempt; i++) {
 		const struct epg_cidr *c = &plan->exempt[i];
 
-		memset(&key, 0, sizeof(key));
-		key.space = EPG_EXEMPT_SPACE(gen, c->family);
-		key.prefixlen = 32 + c->plen;
-		memcpy(key.addr, c->addr, c->family == AF_INET ? 4 : 16);
-		if (bpf_map_update_elem(m->exempt, &key, &one, BPF_ANY))
-			rc = -errno;
+		add[i].space = EPG_EXEMPT_SPACE(gen, c->family);
+		add[i].prefixlen = 32 + c->plen;
+		memcpy(add[i].addr, c->addr, c->family == AF_INET ? 4 : 16);
+		vals[i] = 1;
 	}
+	if (!rc)
+		rc = epg_map_put_many(m->exempt, add, vals, plan->n_exempt, sizeof(*add),
+				      sizeof(*vals));
+	free(add);
+	free(vals);
 	return rc;
 }
 

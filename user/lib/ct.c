@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "epgate.h"
+#include "mapio.h"
 
 #define EPG_CT_BATCH 256
 
@@ -173,33 +174,20 @@ int epg_ct_drain_ended(struct epg_maps *m, struct epg_flow_vec *ended)
 
 int epg_frag_expire(struct epg_maps *m, uint64_t now_ns, bool all)
 {
-	struct epg_frag_key key, next, *prev = NULL, *keys = NULL;
-	size_t n = 0, cap = 0;
-	int removed = 0;
+	struct epg_frag_key *keys = NULL;
+	struct epg_frag_val *vals = NULL;
+	size_t n = 0;
+	int removed = 0, rc;
 
-	while (!bpf_map_get_next_key(m->frag, prev, &next)) {
-		struct epg_frag_val v;
-
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(m->frag, &key, &v))
+	rc = epg_map_read_all(m->frag, sizeof(*keys), sizeof(*vals), (void **)&keys,
+			      (void **)&vals, &n);
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (!all && now_ns - vals[i].created_ns <= (uint64_t)EPG_FRAG_TIMEOUT_S * 1000000000ull)
 			continue;
-		if (!all && now_ns - v.created_ns <= (uint64_t)EPG_FRAG_TIMEOUT_S * 1000000000ull)
-			continue;
-		if (n == cap) {
-			void *p = realloc(keys, (cap = cap ? cap * 2 : 256) * sizeof(*keys));
-
-			if (!p) {
-				free(keys);
-				return -ENOMEM;
-			}
-			keys = p;
-		}
-		keys[n++] = key;
-	}
-	for (size_t i = 0; i < n; i++)
 		if (!bpf_map_delete_elem(m->frag, &keys[i]))
 			removed++;
+	}
 	free(keys);
-	return removed;
+	free(vals);
+	return rc ? rc : removed;
 }

@@ -663,14 +663,17 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		return set_err(err, -errno, "%s/epg_meta: %s", m->pin_dir, strerror(errno));
 	for (uint32_t g = 0; g < EPG_G_MAX && !rc; g++)
 		rc = epg_percpu_sum(m->global, g, &s->global[g], sizeof(struct epg_counter));
-	if (m->exempt >= 0 && (s->meta.flags & (EPG_META_EXEMPT << (s->meta.active_gen & 1)))) {
-		struct epg_exempt_key ek, en, *ep = NULL;
+	if (!rc && m->exempt >= 0 && (s->meta.flags & (EPG_META_EXEMPT << (s->meta.active_gen & 1)))) {
+		struct epg_exempt_key *ek = NULL;
+		uint32_t *ev = NULL;
+		size_t n = 0;
 
-		while (!bpf_map_get_next_key(m->exempt, ep, &en)) {
-			ek = en;
-			ep = &ek;
-			s->n_exempt += ek.space / 2 == (s->meta.active_gen & 1);
-		}
+		rc = epg_map_read_all(m->exempt, sizeof(*ek), sizeof(*ev), (void **)&ek,
+				      (void **)&ev, &n);
+		for (size_t i = 0; !rc && i < n; i++)
+			s->n_exempt += ek[i].space / 2 == (s->meta.active_gen & 1);
+		free(ek);
+		free(ev);
 	}
 
 	s->eps = calloc(m->max_eps, sizeof(*s->eps));

@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 #include <microhttpd.h>
 #include "flowlog.h"
+#include "mapio.h"
 #include "metrics.h"
 #include "serve.h"
 #include "version.h"
@@ -330,27 +331,19 @@ static int collect_flow(const struct epg_flow *f, void *ctx)
 /* Take every rejected entry out of the table, each one atomically. */
 static int drain_rejected(struct serve *sv, struct epg_fl_rejected **out, size_t *n)
 {
-	struct epg_rej_key key, next, *prev = NULL;
-	size_t cap = 0;
 	struct epg_rej_key *keys = NULL;
+	struct epg_rej_val *vals = NULL;
 	size_t nk = 0;
+	int rc;
 
 	*out = NULL;
 	*n = 0;
-	while (!bpf_map_get_next_key(sv->maps.rej, prev, &next)) {
-		if (nk == cap) {
-			void *v = realloc(keys, (cap = cap ? cap * 2 : 256) * sizeof(*keys));
-
-			if (!v) {
-				free(keys);
-				return -ENOMEM;
-			}
-			keys = v;
-		}
-		keys[nk++] = next;
-		key = next;
-		prev = &key;
-	}
+	/* the keys; each entry's value is then taken out with it, atomically */
+	rc = epg_map_read_all(sv->maps.rej, sizeof(*keys), sizeof(*vals), (void **)&keys,
+			      (void **)&vals, &nk);
+	free(vals);
+	if (rc)
+		return rc;
 	*out = calloc(nk ? nk : 1, sizeof(**out));
 	if (!*out) {
 		free(keys);
