@@ -167,6 +167,15 @@ static __always_inline struct epg_scratch *epg_scratch_get(void)
 	return bpf_map_lookup_elem(&epg_scratch, &zero);
 }
 
+/* Recently denied packets' verdicts (see abi.h and deny.h): per CPU, so a
+ * flood of one denied flow writes nothing shared. Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EPG_DENY_SLOTS);
+	__type(key, __u32);
+	__type(value, struct epg_deny_entry);
+} epg_deny_cache SEC(".maps");
+
 /* Timeout sets, [gen * EPG_CT_PROFILES + profile]. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -43,6 +43,10 @@ enum epg_frag {
 	EPG_FRAG_LATER = 2, /* offset > 0: no L4 header */
 };
 
+/* The first EPG_PKT_ID_WORDS 64-bit words (to frag_off) are what the deny
+ * cache knows a packet by: every field a verdict on an unfragmented packet
+ * without a flow depends on (frag and icmp_err are 0 for the packets it
+ * takes). Aligned so that they are read as words. */
 struct epg_pkt {
 	__u32 family;
 	__u8  proto;
@@ -60,7 +64,7 @@ struct epg_pkt {
 	__u16 segs;      /* set by the caller: GSO segments (tc), 0 or 1 = one packet */
 	__u16 hdr_len;   /* bytes before the payload: L2, L3 and the TCP/UDP header */
 	__u32 wire_len;  /* set by the caller: the kernel's bytes on the wire (tc), or 0 */
-	__u32 pad4;
+	__u32 remember;  /* set by decide: a deny of this packet goes to the deny cache */
 	__u32 frag_end;  /* offset in bytes + this fragment's payload */
 	struct {         /* the quoted packet of an ICMP error, as it was sent */
 		__u8 saddr[16];
@@ -71,6 +75,8 @@ struct epg_pkt {
 		__u8 pad[3];
 	} inner;
 };
+EPG_STATIC_ASSERT(__builtin_offsetof(struct epg_pkt, frag_id) == EPG_PKT_ID_WORDS * 8,
+		  "the deny cache's identity of a packet ends before frag_id");
 
 #define EPG_TCP_FIN 0x01
 #define EPG_TCP_SYN 0x02

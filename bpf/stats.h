@@ -7,8 +7,6 @@
 
 #include "maps.h"
 
-#define EPG_NO_RULE_SLOT 0xffffffffu
-
 static __always_inline int epg_reason_verdict(__u32 reason)
 {
 	switch (reason) {

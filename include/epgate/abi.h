@@ -95,6 +95,9 @@ struct epg_meta {
 #define EPG_META_FLOWLOG 1u
 /* Generation g has exempt peers (epg_exempt): EPG_META_EXEMPT << g. */
 #define EPG_META_EXEMPT 2u
+/* Diagnostics (the benchmark): judge every denied packet in full, the deny
+ * cache (epg_deny_cache) neither read nor written. */
+#define EPG_META_NO_DENY_CACHE 8u
 
 /* epg_filter[0]: a 1,048,576-bit (128 KiB) Bloom filter of endpoint
  * addresses (old and new while an apply runs), two bits per address, so
@@ -418,6 +421,32 @@ struct epg_rej_val {
 	__u8  reason;   /* the first packet's */
 	__u8  pad[2];
 };
+
+/*
+ * epg_deny_cache (per CPU, not pinned: each loaded program has its own): the
+ * verdicts on recently denied packets that no tracked flow covered, by the
+ * packet's identity (the first EPG_PKT_ID_WORDS words of the datapath's
+ * parsed packet: family, protocol, hop limit, addresses, ports or ICMP
+ * type and code, TCP flags), direct-mapped. A remembered verdict is replayed,
+ * and counted as judging counted it, only while its policy stamp is the
+ * active one and only after the flow table found no flow for the packet.
+ */
+#define EPG_DENY_SLOTS   1024u
+/* No rule (ACL entry) slot: nothing counted per rule. */
+#define EPG_NO_RULE_SLOT 0xffffffffu
+#define EPG_PKT_ID_WORDS 6
+
+struct epg_deny_entry {
+	__u64 id[EPG_PKT_ID_WORDS];
+	__u32 stamp;     /* the policy it was judged under; 0: empty */
+	__u32 ep_slot;
+	__u32 rule;      /* the rule (ACL entry) slot counted with the verdict */
+	__u32 acl_allow; /* the ACL entry that let it in before the group denied it */
+	__u8  reason;
+	__u8  dir;
+	__u8  pad[6];
+};
+EPG_STATIC_ASSERT(sizeof(struct epg_deny_entry) == 72, "epg_deny_entry layout");
 
 enum epg_attach_mode {
 	EPG_MODE_NATIVE = 1, /* XDP in the driver */

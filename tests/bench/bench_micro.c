@@ -297,7 +297,21 @@ struct scenario {
 	int expect;                /* XDP_PASS / XDP_DROP */
 	int new_flows;             /* SYN flows expire at once */
 	int established;           /* send a SYN first, then measure ACKs */
+	int judge_in_full;         /* deny cache off: every packet judged as a first one */
 };
+
+/* The deny cache on or off (EPG_META_NO_DENY_CACHE). */
+static void deny_cache(int on)
+{
+	struct epg_meta meta;
+	uint32_t zero = 0;
+
+	if (bpf_map_lookup_elem(maps.meta, &zero, &meta))
+		die("read epg_meta: %s", strerror(errno));
+	meta.flags = on ? meta.flags & ~EPG_META_NO_DENY_CACHE : meta.flags | EPG_META_NO_DENY_CACHE;
+	if (bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY))
+		die("write epg_meta: %s", strerror(errno));
+}
 
 static FILE *tsv, *md;
 
@@ -320,6 +334,7 @@ static double run_scenario(const char *size, const struct scenario *sc, double f
 	}
 	epg_ct_expire(&maps, 0, true, NULL);
 	syn_timeout_zero(sc->new_flows);
+	deny_cache(!sc->judge_in_full);
 	if (sc->established) {
 		struct pkt_spec syn = s;
 
@@ -342,20 +357,28 @@ static double run_scenario(const char *size, const struct scenario *sc, double f
 	else
 		fprintf(md, " |\n");
 	syn_timeout_zero(0);
+	deny_cache(1);
 	return ns;
 }
 
 static const struct scenario scenarios[] = {
 	{ "passthrough", 2.0, { .family = AF_INET, .src = "198.19.1.1", .dst = "198.19.9.9",
-	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443 }, XDP_PASS, 0, 0 },
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443 }, XDP_PASS, 0, 0, 0 },
 	{ "tracked flow", 4.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
-	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443, .tcp_flags = 0x10 }, XDP_PASS, 0, 1 },
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443, .tcp_flags = 0x10 }, XDP_PASS, 0, 1, 0 },
 	{ "new flow allowed", 6.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
-	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443 }, XDP_PASS, 1, 0 },
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 443 }, XDP_PASS, 1, 0, 0 },
+	/* the same denied packet again and again: a flood of one flow, its
+	 * verdict replayed from the deny cache */
 	{ "new flow denied", 5.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
-	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 444 }, XDP_DROP, 0, 0 },
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 444 }, XDP_DROP, 0, 0, 0 },
 	{ "ACL denied", 5.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
-	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 25 }, XDP_DROP, 0, 0 },
+	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 25 }, XDP_DROP, 0, 0, 0 },
+	/* what a denied flow's first packet costs: judged in full */
+	{ "new flow denied, first packet", 5.0, { .family = AF_INET, .src = "198.18.1.1",
+	  .dst = "198.18.100.1", .proto = IPPROTO_TCP, .sport = 40000, .dport = 444 }, XDP_DROP, 0, 0, 1 },
+	{ "ACL denied, first packet", 5.0, { .family = AF_INET, .src = "198.18.1.1",
+	  .dst = "198.18.100.1", .proto = IPPROTO_TCP, .sport = 40000, .dport = 25 }, XDP_DROP, 0, 0, 1 },
 };
 #define N_SCEN (sizeof(scenarios) / sizeof(scenarios[0]))
 

@@ -33,7 +33,7 @@ set ylabel "x floor"
 set datafile separator "\t"
 set key outside right autotitle columnheader
 set xtics rotate by -15
-plot for [c=2:6] "$out/micro-ipv4.tsv" using c:xtic(1)
+plot for [c=2:8] "$out/micro-ipv4.tsv" using c:xtic(1)
 GP
 else
 	echo "gnuplot missing: scripts/install-deps.sh installs gnuplot-nox" >&2

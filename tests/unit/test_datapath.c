@@ -813,6 +813,141 @@ static void acl_tests(void)
 		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
 }
 
+/* ---- the deny cache: a denied flow's verdict replayed, never stale --------- */
+
+/* Every CPU's entries of the deny cache, emptied (cleared) or read. */
+static struct epg_deny_entry *deny_cache(bool clear, int *n_cpus)
+{
+	int fd = bpf_map__fd(skel->maps.epg_deny_cache), n = libbpf_num_possible_cpus();
+	struct epg_deny_entry *all = calloc((size_t)n * EPG_DENY_SLOTS, sizeof(*all));
+
+	*n_cpus = n;
+	uint32_t failed = 0;
+
+	for (uint32_t i = 0; all && i < EPG_DENY_SLOTS; i++)
+		failed += clear ? bpf_map_update_elem(fd, &i, all + (size_t)i * n, BPF_ANY) != 0 :
+				  bpf_map_lookup_elem(fd, &i, all + (size_t)i * n) != 0;
+	CHECK(all && !failed, "%s every deny cache slot", clear ? "empty" : "read");
+	return all;
+}
+
+/* The one remembered deny (slot, CPU), or -1 when there are none or several. */
+static int deny_cache_only(uint32_t *slot, int *cpu, struct epg_deny_entry *out)
+{
+	int n, found = 0;
+	struct epg_deny_entry *all = deny_cache(false, &n);
+
+	for (uint32_t i = 0; all && i < EPG_DENY_SLOTS; i++)
+		for (int c = 0; c < n; c++)
+			if (all[(size_t)i * n + c].stamp) {
+				*slot = i;
+				*cpu = c;
+				*out = all[(size_t)i * n + c];
+				found++;
+			}
+	free(all);
+	return found == 1 ? 0 : -1;
+}
+
+static void set_meta_flag(uint32_t flag, bool on)
+{
+	struct epg_meta meta;
+	uint32_t zero = 0;
+
+	CHECK_EQ(bpf_map_lookup_elem(maps.meta, &zero, &meta), 0, "read epg_meta");
+	meta.flags = on ? (meta.flags | flag) : (meta.flags & ~flag);
+	CHECK_EQ(bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY), 0, "write epg_meta");
+}
+
+static void deny_cache_tests(void)
+{
+	struct pkt_spec p = tcp4("198.18.6.5", 41000, C4, 22, SYN);
+	struct epg_deny_entry e;
+	uint32_t slot;
+	int n, cpu;
+
+	ct_flush();
+	free(deny_cache(true, &n));
+	acl_step("an ACL deny", &p, XDP_DROP, IN, EPG_R_ACL, "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
+	CHECK_EQ(deny_cache_only(&slot, &cpu, &e), 0, "the deny is remembered, once");
+	CHECK_EQ(e.reason, EPG_R_ACL, "with its reason");
+	CHECK_EQ(e.dir, EPG_DIR_INGRESS, "its direction");
+	CHECK_EQ((int)e.ep_slot, ep_slot("vpce-cccc"), "its endpoint");
+	CHECK_EQ((int)e.rule, rule_slot("acl-1|#90 deny tcp 22 from 198.18.6.0/24"), "its ACL entry");
+	acl_step("again: replayed, counted the same", &p, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
+
+	/* The replay is what decides the second packet: a remembered verdict
+	 * changed by hand is what the next packet gets. */
+	{
+		int fd = bpf_map__fd(skel->maps.epg_deny_cache);
+		struct epg_deny_entry *v = calloc((size_t)n, sizeof(*v));
+
+		CHECK(v && !bpf_map_lookup_elem(fd, &slot, v), "read the remembered slot");
+		for (int c = 0; v && c < n; c++) {
+			v[c] = e;
+			v[c].reason = EPG_R_NO_RULE;
+			v[c].rule = EPG_NO_RULE_SLOT;
+		}
+		CHECK(v && !bpf_map_update_elem(fd, &slot, v, BPF_ANY), "change it on every CPU");
+		free(v);
+		step("a changed memory is replayed", &p, XDP_DROP, "vpce-cccc", IN, EPG_R_NO_RULE, NULL);
+		set_meta_flag(EPG_META_NO_DENY_CACHE, true);
+		acl_step("switched off: judged in full", &p, XDP_DROP, IN, EPG_R_ACL,
+			 "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
+		set_meta_flag(EPG_META_NO_DENY_CACHE, false);
+	}
+	free(deny_cache(true, &n));
+	set_meta_flag(EPG_META_NO_DENY_CACHE, true);
+	acl_step("switched off: nothing remembered", &p, XDP_DROP, IN, EPG_R_ACL,
+		 "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
+	CHECK(deny_cache_only(&slot, &cpu, &e) < 0, "the deny cache stays empty");
+	set_meta_flag(EPG_META_NO_DENY_CACHE, false);
+
+	/* A flow created since is found first: the endpoint connects to the
+	 * peer whose packets it was refusing. */
+	struct pkt_spec in = tcp4("198.18.40.9", 5432, A4, 41000, SYNACK);
+	struct pkt_spec out = tcp4(A4, 41000, "198.18.40.9", 5432, SYN);
+
+	step("a peer's unsolicited SYN-ACK", &in, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("again (remembered)", &in, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("the endpoint connects to that peer", &out, XDP_PASS, "vpce-aaaa", OUT, EPG_R_RULE,
+	     "sg-a|tcp 5432 to 198.18.40.0/24");
+	step("the same SYN-ACK now answers it: tracked", &in, XDP_PASS, "vpce-aaaa", IN,
+	     EPG_R_TRACKED, NULL);
+
+	/* An apply makes every remembered deny stale. */
+	struct pkt_spec s444 = tcp4("198.18.1.1", 42000, A4, 444, SYN);
+	char *with_444 = policy_without_443();
+
+	ct_flush();
+	step("port 444: no rule", &s444, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	step("again (remembered)", &s444, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	CHECK_EQ(apply_json(with_444), 0, "apply a policy that allows 444");
+	step("allowed by the new policy", &s444, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+	     "sg-a|tcp 444 from 198.18.0.0/16");
+	CHECK_EQ(apply_json(policy_json), 0, "and back");
+	free(with_444);
+
+	/* Inbound, the ACL lets it in and the group denies it: the ACL entry
+	 * is counted by the replay too. */
+	char *closed = strdup(policy_json), *at = strstr(closed, "\"Groups\": [{\"GroupId\": \"sg-open\"}]");
+
+	CHECK(at != NULL, "find eni-c's group");
+	if (at)
+		memcpy(at + strlen("\"Groups\": [{\"GroupId\": \""), "sg-c\"}]   ", 10);
+	CHECK_EQ(apply_json(closed), 0, "eni-c with sg-c (tcp 80 only)");
+	free(closed);
+	ct_flush();
+	p = tcp4("198.18.7.5", 41001, C4, 22, SYN);
+	acl_step("ACL allows, group denies", &p, XDP_DROP, IN, EPG_R_NO_RULE,
+		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
+	acl_step("again: the ACL entry counted again", &p, XDP_DROP, IN, EPG_R_NO_RULE,
+		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
+	CHECK_EQ(apply_json(policy_json), 0, "and back");
+	ct_flush();
+}
+
 /* Rejected packets are aggregated per flow and direction for the flow logs. */
 static void rejected_flow_tests(void)
 {
@@ -1511,6 +1646,7 @@ int main(void)
 
 	conntrack_tests();
 	acl_tests();
+	deny_cache_tests();
 	rejected_flow_tests();
 	fragment_tests();
 	generation_tests();

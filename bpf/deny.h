@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The deny cache. A flood of one denied flow (the same addresses, ports and
+ * flags again and again) would be judged in full every time: the endpoint
+ * lookup, the ACL's and the group's trie lookups. Instead its verdict is
+ * remembered per CPU and replayed, counted exactly as judging counted it.
+ *
+ * Why a replayed deny is the verdict judging would give:
+ *  - only verdicts that depend on nothing but the packet, the policy and
+ *    there being no flow for it are remembered: an ACL's deny, no rule, TCP
+ *    without a flow. Never a full table, a malformed packet, or a packet
+ *    whose peer is exempt (that one passes);
+ *  - a remembered deny carries the policy stamp (the generation): an apply
+ *    makes it stale;
+ *  - it is looked up only after the flow table found no flow for the packet
+ *    (a flow created since, by the endpoint's own connection to that peer
+ *    say, is found first), and only for an unfragmented packet that is not
+ *    an ICMP error (which a flow can make related);
+ *  - the packet's identity is the first EPG_PKT_ID_WORDS words of struct
+ *    epg_pkt (parse.h): every field such a verdict depends on.
+ */
+#ifndef EPGATE_BPF_DENY_H
+#define EPGATE_BPF_DENY_H
+
+#include "maps.h"
+#include "parse.h"
+#include "stats.h"
+
+/* Which slot a packet's identity maps to: the words folded, one multiply. */
+static __always_inline __u32 epg_deny_index(const __u64 *id)
+{
+	__u64 h = id[0] ^ id[1] ^ (id[2] << 7 | id[2] >> 57) ^ (id[3] << 19 | id[3] >> 45) ^
+		  (id[4] << 29 | id[4] >> 35) ^ (id[5] << 41 | id[5] >> 23);
+
+	return (__u32)((h * 0x9e3779b97f4a7c15ULL) >> 54) & (EPG_DENY_SLOTS - 1);
+}
+
+/* May a verdict on this packet be remembered, or replayed? Unfragmented and
+ * not an ICMP error. */
+static __always_inline int epg_deny_cacheable(const struct epg_pkt *p)
+{
+	return p->frag == EPG_FRAG_NONE && !p->icmp_err;
+}
+
+/* The remembered verdict on this packet under policy stamp, or NULL. */
+static __always_inline const struct epg_deny_entry *epg_deny_find(const struct epg_pkt *p,
+								   __u32 stamp)
+{
+	const __u64 *id = (const __u64 *)p;
+	const struct epg_deny_entry *e;
+	__u32 idx = epg_deny_index(id);
+
+	e = bpf_map_lookup_elem(&epg_deny_cache, &idx);
+	if (!e || e->stamp != stamp)
+		return NULL;
+	if (((e->id[0] ^ id[0]) | (e->id[1] ^ id[1]) | (e->id[2] ^ id[2]) |
+	     (e->id[3] ^ id[3]) | (e->id[4] ^ id[4]) | (e->id[5] ^ id[5])) != 0)
+		return NULL;
+	return e;
+}
+
+/* Remember a deny. what: the reason, the direction << 8, and EPG_DENY_ALLOWED
+ * when slot is the ACL entry that let the packet in (counted before the
+ * group denied it) rather than the slot counted with the verdict. */
+#define EPG_DENY_ALLOWED (1u << 16)
+
+/* A global function, called where a deny is decided: its locals stay off
+ * decide's stack. */
+__noinline int epg_deny_remember(const struct epg_pkt *p, __u32 stamp, __u32 ep_slot,
+				 __u32 what, __u32 slot)
+{
+	const __u64 *id = (const __u64 *)p;
+	struct epg_deny_entry *e;
+	__u32 idx;
+	int i;
+
+	if (!p || !epg_deny_cacheable(p))
+		return 0;
+	idx = epg_deny_index(id);
+	e = bpf_map_lookup_elem(&epg_deny_cache, &idx);
+	if (!e)
+		return 0;
+	for (i = 0; i < EPG_PKT_ID_WORDS; i++)
+		e->id[i] = id[i];
+	e->stamp = stamp;
+	e->ep_slot = ep_slot;
+	e->reason = (__u8)what;
+	e->dir = (__u8)(what >> 8) & 1;
+	e->rule = (what & EPG_DENY_ALLOWED) ? EPG_NO_RULE_SLOT : slot;
+	e->acl_allow = (what & EPG_DENY_ALLOWED) ? slot : EPG_NO_RULE_SLOT;
+	return 1;
+}
+
+#endif
