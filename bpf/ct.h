@@ -29,9 +29,9 @@ static __always_inline void epg_addr_words(__u32 family, const __u8 *a, __u64 w[
 	w[0] = 0;
 	w[1] = 0;
 	if (family == AF_INET)
-		__builtin_memcpy(w, a, 4);
+		__builtin_memcpy(w, epg_a4(a), 4);
 	else
-		__builtin_memcpy(w, a, 16);
+		__builtin_memcpy(w, epg_a4(a), 16);
 }
 
 static __always_inline int epg_addr_eq(__u32 family, const __u8 *a, const __u8 *b)

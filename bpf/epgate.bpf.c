@@ -25,9 +25,9 @@ epg_classify(__u32 gen, __u32 family, const __u8 *addr)
 	struct epg_addr_key k = { .gen = gen, .family = family };
 
 	if (family == AF_INET)
-		__builtin_memcpy(k.addr, addr, 4);
+		__builtin_memcpy(k.addr, epg_a4(addr), 4);
 	else
-		__builtin_memcpy(k.addr, addr, 16);
+		__builtin_memcpy(k.addr, epg_a4(addr), 16);
 	return bpf_map_lookup_elem(&epg_addr, &k);
 }
 
@@ -45,8 +45,8 @@ static __always_inline int epg_reject(const struct epg_pkt *p, int flowlog, __u3
 		k->proto = p->proto;
 		k->family = (__u8)p->family;
 		k->dir = (__u8)dir;
-		__builtin_memcpy(k->src, p->saddr, 16);
-		__builtin_memcpy(k->dst, p->daddr, 16);
+		__builtin_memcpy(k->src, epg_a4(p->saddr), 16);
+		__builtin_memcpy(k->dst, epg_a4(p->daddr), 16);
 		if (p->has_ports) {
 			if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)
 				__builtin_memcpy(&k->sport, p->sport, 2);

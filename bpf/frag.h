@@ -18,8 +18,8 @@
 
 static __always_inline void epg_frag_key_of(struct epg_frag_key *k, const struct epg_pkt *p)
 {
-	__builtin_memcpy(k->src, p->saddr, 16);
-	__builtin_memcpy(k->dst, p->daddr, 16);
+	__builtin_memcpy(k->src, epg_a4(p->saddr), 16);
+	__builtin_memcpy(k->dst, epg_a4(p->daddr), 16);
 	k->id = p->frag_id;
 	/* IPv4 datagrams are (addresses, protocol, id); IPv6 ones (addresses,
 	 * id) only (RFC 8200): a later fragment's header chain is data, so the

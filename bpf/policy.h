@@ -47,12 +47,12 @@ epg_peer_lookup(__u32 sel, __u32 family, const __u8 *peer)
 	if (family == AF_INET) {
 		struct epg_peer4_key k = { .prefixlen = 32 + 32, .sel = sel };
 
-		__builtin_memcpy(k.addr, peer, 4);
+		__builtin_memcpy(k.addr, epg_a4(peer), 4);
 		return bpf_map_lookup_elem(&epg_peer4, &k);
 	} else {
 		struct epg_peer6_key k = { .prefixlen = 32 + 128, .sel = sel };
 
-		__builtin_memcpy(k.addr, peer, 16);
+		__builtin_memcpy(k.addr, epg_a4(peer), 16);
 		return bpf_map_lookup_elem(&epg_peer6, &k);
 	}
 }
@@ -143,10 +143,10 @@ static __always_inline int epg_exempt_peer(int any, __u32 gen, const struct epg_
 
 	if (p->family == AF_INET) {
 		k.prefixlen = 32 + 32;
-		__builtin_memcpy(k.addr, peer, 4);
+		__builtin_memcpy(k.addr, epg_a4(peer), 4);
 	} else {
 		k.prefixlen = 32 + 128;
-		__builtin_memcpy(k.addr, peer, 16);
+		__builtin_memcpy(k.addr, epg_a4(peer), 16);
 	}
 	return bpf_map_lookup_elem(&epg_exempt, &k) != NULL;
 }
