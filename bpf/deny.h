@@ -32,7 +32,8 @@ static __always_inline __u32 epg_deny_index(const __u64 *id)
 	__u64 h = id[0] ^ id[1] ^ (id[2] << 7 | id[2] >> 57) ^ (id[3] << 19 | id[3] >> 45) ^
 		  (id[4] << 29 | id[4] >> 35) ^ (id[5] << 41 | id[5] >> 23);
 
-	return (__u32)((h * 0x9e3779b97f4a7c15ULL) >> 54) & (EPG_DENY_SLOTS - 1);
+	/* the top bits of the product: the ones every bit of h reaches */
+	return (__u32)(h * 0x9e3779b97f4a7c15ULL >> (64 - EPG_DENY_SLOT_BITS));
 }
 
 /* May a verdict on this packet be remembered, or replayed? Unfragmented and
@@ -42,30 +43,38 @@ static __always_inline int epg_deny_cacheable(const struct epg_pkt *p)
 	return p->frag == EPG_FRAG_NONE && !p->icmp_err;
 }
 
-/* The remembered verdict on this packet under policy stamp, or NULL. */
-static __always_inline const struct epg_deny_entry *epg_deny_find(const struct epg_pkt *p,
-								   __u32 stamp)
+/* struct epg_pkt.remember: EPG_DENY_ON when the cache is on for this packet;
+ * EPG_DENY_MISSED | slot once the lookup found nothing there: a deny of the
+ * packet is remembered in that slot. */
+#define EPG_DENY_ON     (1u << 31)
+#define EPG_DENY_MISSED (1u << 30)
+
+static __always_inline int epg_deny_pending(const struct epg_pkt *p)
+{
+	return (p->remember & EPG_DENY_MISSED) != 0;
+}
+
+/* The remembered verdict on this packet under policy stamp, or NULL (and
+ * the slot noted in the packet for its deny). */
+static __always_inline const struct epg_deny_entry *epg_deny_find(struct epg_pkt *p, __u32 stamp)
 {
 	const __u64 *id = (const __u64 *)p;
 	const struct epg_deny_entry *e;
 	__u32 idx = epg_deny_index(id);
 
 	e = bpf_map_lookup_elem(&epg_deny_cache, &idx);
-	if (!e || e->stamp != stamp)
-		return NULL;
-	if (((e->id[0] ^ id[0]) | (e->id[1] ^ id[1]) | (e->id[2] ^ id[2]) |
-	     (e->id[3] ^ id[3]) | (e->id[4] ^ id[4]) | (e->id[5] ^ id[5])) != 0)
-		return NULL;
-	return e;
+	if (e && e->stamp == stamp &&
+	    !((e->id[0] ^ id[0]) | (e->id[1] ^ id[1]) | (e->id[2] ^ id[2]) |
+	      (e->id[3] ^ id[3]) | (e->id[4] ^ id[4]) | (e->id[5] ^ id[5])))
+		return e;
+	p->remember = EPG_DENY_MISSED | idx;
+	return NULL;
 }
 
-/* Remember a deny. what: the reason, the direction << 8, and EPG_DENY_ALLOWED
- * when slot is the ACL entry that let the packet in (counted before the
- * group denied it) rather than the slot counted with the verdict. */
-#define EPG_DENY_ALLOWED (1u << 16)
-
-/* A global function, called where a deny is decided: its locals stay off
- * decide's stack. */
+/* Remember a deny, in the slot the lookup noted. what: the reason and the
+ * direction << 8; slot: the ACL entry counted (the one that denied the
+ * packet, or that let it in before the group denied it). A global function:
+ * its locals stay off decide's stack. */
 __noinline int epg_deny_remember(const struct epg_pkt *p, __u32 stamp, __u32 ep_slot,
 				 __u32 what, __u32 slot)
 {
@@ -74,9 +83,9 @@ __noinline int epg_deny_remember(const struct epg_pkt *p, __u32 stamp, __u32 ep_
 	__u32 idx;
 	int i;
 
-	if (!p || !epg_deny_cacheable(p))
+	if (!p || !epg_deny_pending(p))
 		return 0;
-	idx = epg_deny_index(id);
+	idx = p->remember & (EPG_DENY_SLOTS - 1);
 	e = bpf_map_lookup_elem(&epg_deny_cache, &idx);
 	if (!e)
 		return 0;
@@ -84,10 +93,9 @@ __noinline int epg_deny_remember(const struct epg_pkt *p, __u32 stamp, __u32 ep_
 		e->id[i] = id[i];
 	e->stamp = stamp;
 	e->ep_slot = ep_slot;
+	e->slot = slot;
 	e->reason = (__u8)what;
 	e->dir = (__u8)(what >> 8) & 1;
-	e->rule = (what & EPG_DENY_ALLOWED) ? EPG_NO_RULE_SLOT : slot;
-	e->acl_allow = (what & EPG_DENY_ALLOWED) ? slot : EPG_NO_RULE_SLOT;
 	return 1;
 }
 

@@ -85,9 +85,10 @@ static __always_inline int epg_acl_drop(const struct epg_pkt *p, int flowlog, __
 }
 
 /* A packet the deny cache remembers (deny.h): its verdict replayed and
- * counted as judging it counted; -1 when not remembered under this stamp.
- * A global function, so its locals stay off decide's stack. */
-__noinline int epg_deny_replay(const struct epg_pkt *p, __u32 stamp, int flowlog,
+ * counted as judging it counted; -1 when not remembered under this stamp
+ * (then its deny is to be). A global function, so its locals stay off
+ * decide's stack. */
+__noinline int epg_deny_replay(struct epg_pkt *p, __u32 stamp, int flowlog,
 			       const struct epg_counter *n)
 {
 	const struct epg_deny_entry *e;
@@ -97,9 +98,7 @@ __noinline int epg_deny_replay(const struct epg_pkt *p, __u32 stamp, int flowlog
 	e = epg_deny_find(p, stamp);
 	if (!e)
 		return -1;
-	if (e->acl_allow != EPG_NO_RULE_SLOT)
-		epg_count_rule(e->acl_allow, n);
-	return epg_verdict(p, flowlog, e->ep_slot, e->dir, e->reason, e->rule, n);
+	return epg_verdict(p, flowlog, e->ep_slot, e->dir, e->reason, e->slot, n);
 }
 
 /* Neither address can be an endpoint's, or not IP at all: counted, passed.
@@ -186,7 +185,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 		flowlog = (meta->flags & EPG_META_FLOWLOG) != 0;
 		/* denies are remembered, and replayed (deny.h): a flag in the
 		 * packet, as decide's stack is full */
-		pkt->remember = !(meta->flags & EPG_META_NO_DENY_CACHE);
+		pkt->remember = (meta->flags & EPG_META_NO_DENY_CACHE) ? 0 : EPG_DENY_ON;
 	}
 
 	/* A tracked packet under the policy its flow last saw: the flow knows
@@ -198,8 +197,6 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 		if (tracked)
 			flow = epg_ct_lookup(&ck, now, flowlog);
 		if (flow) {
-			/* judged with a flow: its deny is not one to replay */
-			pkt->remember = 0;
 			tag = epg_ct_tag(&ck);
 			ori = src_lo != flow->init_lo;
 			if (flow->cls_gen[ori & 1] == cls_gen && flow->key_tag == tag) {
@@ -207,9 +204,10 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 				dir = flow->cls_dir[ori & 1] & 1;
 				ep = &epv;
 			}
-		} else if (tracked && p->remember && epg_deny_cacheable(p)) {
-			/* no flow: a deny remembered under this policy stands */
-			int v = epg_deny_replay(p, cls_gen, flowlog, n);
+		} else if (tracked && (p->remember & EPG_DENY_ON) && epg_deny_cacheable(p)) {
+			/* no flow: a deny remembered under this policy stands
+			 * (judged with a flow, a deny is never remembered) */
+			int v = epg_deny_replay(pkt, cls_gen, flowlog, n);
 
 			if (v >= 0)
 				return v;
@@ -277,7 +275,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 1, n, &acl_slot))
 		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
-				    epg_exempt_peer(exempt, gen, p, dir), p->remember, cls_gen);
+				    epg_exempt_peer(exempt, gen, p, dir), epg_deny_pending(p), cls_gen);
 
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
@@ -295,9 +293,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 			else
 				rc = EPG_R_NO_RULE;
 			/* an inbound packet the ACL let in: that entry was counted */
-			if (rc != EPG_R_NOT_ENFORCED && p->remember)
-				epg_deny_remember(p, cls_gen, ep->ep_slot,
-						  rc | dir << 8 | EPG_DENY_ALLOWED, acl_slot);
+			if (rc != EPG_R_NOT_ENFORCED && epg_deny_pending(p))
+				epg_deny_remember(p, cls_gen, ep->ep_slot, rc | dir << 8, acl_slot);
 			return epg_verdict(p, flowlog, ep->ep_slot, dir, rc, EPG_NO_RULE_SLOT, n);
 		}
 		reason = EPG_R_RULE;
@@ -308,7 +305,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 0, n, &acl_slot))
 		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
-				    epg_exempt_peer(exempt, gen, p, dir), p->remember, cls_gen);
+				    epg_exempt_peer(exempt, gen, p, dir), epg_deny_pending(p), cls_gen);
 	if (acl == EPG_SET_NONE || !cacheable)
 		acl_gen = 0;
 

@@ -47,7 +47,7 @@ enum epg_frag {
 /* The first EPG_PKT_ID_WORDS 64-bit words (to frag_off) are what the deny
  * cache knows a packet by: every field a verdict on an unfragmented packet
  * without a flow depends on (frag and icmp_err are 0 for the packets it
- * takes). Aligned so that they are read as words. */
+ * takes). Aligned to 8 so that they are read as words. */
 struct epg_pkt {
 	__u32 family;
 	__u8  proto;
@@ -75,7 +75,7 @@ struct epg_pkt {
 		__u8 proto;
 		__u8 pad[3];
 	} inner;
-};
+} __attribute__((aligned(8)));
 EPG_STATIC_ASSERT(__builtin_offsetof(struct epg_pkt, frag_id) == EPG_PKT_ID_WORDS * 8,
 		  "the deny cache's identity of a packet ends before frag_id");
 EPG_STATIC_ASSERT(__builtin_offsetof(struct epg_pkt, saddr) % 4 == 0 &&

@@ -110,9 +110,10 @@ struct epg_filter {
 	__u64 w[EPG_FILTER_BITS / 64];
 };
 
-/* Both bit indexes of an address come from one 64-bit mix. addr is 4-byte
- * aligned (it is in every caller's struct): read as words, not bytes, which
- * the datapath does for every packet. */
+/* Both bit indexes of an address come from one 64-bit mix. The address is
+ * read as words, not bytes (the datapath does it for every packet): it is
+ * 4-byte aligned in every struct that holds one, and in a packet's header
+ * where the driver aligns it (elsewhere the JITs' loads do not need it). */
 static inline __u64 epg_filter_hash(__u32 family, const void *addr_aligned)
 {
 	const __u8 *addr = (const __u8 *)__builtin_assume_aligned(addr_aligned, 4);
@@ -434,22 +435,24 @@ struct epg_rej_val {
  * and counted as judging counted it, only while its policy stamp is the
  * active one and only after the flow table found no flow for the packet.
  */
-#define EPG_DENY_SLOTS   1024u
+#define EPG_DENY_SLOT_BITS 9
+#define EPG_DENY_SLOTS   (1u << EPG_DENY_SLOT_BITS)
 /* No rule (ACL entry) slot: nothing counted per rule. */
 #define EPG_NO_RULE_SLOT 0xffffffffu
 #define EPG_PKT_ID_WORDS 6
 
 struct epg_deny_entry {
 	__u64 id[EPG_PKT_ID_WORDS];
-	__u32 stamp;     /* the policy it was judged under; 0: empty */
+	__u32 stamp;    /* the policy it was judged under; 0: empty */
 	__u32 ep_slot;
-	__u32 rule;      /* the rule (ACL entry) slot counted with the verdict */
-	__u32 acl_allow; /* the ACL entry that let it in before the group denied it */
+	__u32 slot;     /* the ACL entry counted: the one that denied the packet,
+			 * or the one that let it in before the group denied it;
+			 * EPG_NO_RULE_SLOT: none */
 	__u8  reason;
 	__u8  dir;
-	__u8  pad[6];
+	__u8  pad[2];
 };
-EPG_STATIC_ASSERT(sizeof(struct epg_deny_entry) == 72, "epg_deny_entry layout");
+EPG_STATIC_ASSERT(sizeof(struct epg_deny_entry) == 64, "epg_deny_entry: one cache line");
 
 enum epg_attach_mode {
 	EPG_MODE_NATIVE = 1, /* XDP in the driver */

@@ -831,8 +831,8 @@ static struct epg_deny_entry *deny_cache(bool clear, int *n_cpus)
 	return all;
 }
 
-/* The one remembered deny (slot, CPU), or -1 when there are none or several. */
-static int deny_cache_only(uint32_t *slot, int *cpu, struct epg_deny_entry *out)
+/* How many remembered denies there are; the last one's slot and content. */
+static int deny_cache_entries(uint32_t *slot, struct epg_deny_entry *out)
 {
 	int n, found = 0;
 	struct epg_deny_entry *all = deny_cache(false, &n);
@@ -841,12 +841,11 @@ static int deny_cache_only(uint32_t *slot, int *cpu, struct epg_deny_entry *out)
 		for (int c = 0; c < n; c++)
 			if (all[(size_t)i * n + c].stamp) {
 				*slot = i;
-				*cpu = c;
 				*out = all[(size_t)i * n + c];
 				found++;
 			}
 	free(all);
-	return found == 1 ? 0 : -1;
+	return found;
 }
 
 static void set_meta_flag(uint32_t flag, bool on)
@@ -859,62 +858,111 @@ static void set_meta_flag(uint32_t flag, bool on)
 	CHECK_EQ(bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY), 0, "write epg_meta");
 }
 
+/* One denied packet of ep, three times, the deny cache emptied first:
+ *  1. judged in full: one deny remembered (reason, direction, endpoint, the
+ *     ACL entry counted);
+ *  2. replayed: counted as the first (acl_entry: that entry's hit too);
+ *  3. with the remembered reason changed by hand (on every CPU): counted
+ *     under that reason, which only a replay can do.
+ * acl_entry: the ACL entry that denied the packet (reason EPG_R_ACL) or let
+ * it in before the group denied it; NULL: none. */
+static void replayed(const char *name, const struct pkt_spec *spec, const char *ep, int dir,
+		     int reason, const char *acl_entry)
+{
+	int marker = reason == EPG_R_NO_RULE ? EPG_R_TCP_NO_FLOW : EPG_R_NO_RULE;
+	int acl = acl_entry ? rule_slot(acl_entry) : -1, n;
+	const char *counted = reason == EPG_R_ACL ? acl_entry : NULL;
+	struct epg_deny_entry e = { 0 };
+	uint32_t slot = 0;
+	uint64_t before;
+	char what[200];
+
+	if (acl_entry)
+		CHECK(acl >= 0, "%s: ACL entry '%s' exists", name, acl_entry);
+	free(deny_cache(true, &n));
+	for (int i = 0; i < 2; i++) {
+		snprintf(what, sizeof(what), "%s (%s)", name, i ? "replayed" : "judged");
+		before = rule_count(acl);
+		step(what, spec, XDP_DROP, ep, dir, reason, counted);
+		if (acl_entry && !counted)
+			CHECK_EQ(rule_count(acl) - before, 1, "%s: ACL entry '%s' hit once", what,
+				 acl_entry);
+		CHECK_EQ(deny_cache_entries(&slot, &e), 1, "%s: one deny remembered", what);
+	}
+	CHECK_EQ(e.reason, reason, "%s: remembered with its reason", name);
+	CHECK_EQ(e.dir, dir, "%s: its direction", name);
+	CHECK_EQ((int)e.ep_slot, ep_slot(ep), "%s: its endpoint", name);
+	CHECK_EQ((int)e.slot, acl_entry ? acl : (int)EPG_NO_RULE_SLOT, "%s: its ACL entry", name);
+
+	int fd = bpf_map__fd(skel->maps.epg_deny_cache);
+	struct epg_deny_entry *v = calloc((size_t)n, sizeof(*v));
+
+	for (int c = 0; v && c < n; c++) {
+		v[c] = e;
+		v[c].reason = (uint8_t)marker;
+		v[c].slot = EPG_NO_RULE_SLOT;
+	}
+	CHECK(v && !bpf_map_update_elem(fd, &slot, v, BPF_ANY), "%s: change the memory", name);
+	free(v);
+	snprintf(what, sizeof(what), "%s (memory changed by hand: what decides)", name);
+	step(what, spec, XDP_DROP, ep, dir, marker, NULL);
+	free(deny_cache(true, &n));
+}
+
 static void deny_cache_tests(void)
 {
 	struct pkt_spec p = tcp4("198.18.6.5", 41000, C4, 22, SYN);
+	struct pkt_spec v6 = { .family = AF_INET6, .src = "fd00:1::9", .dst = A6,
+			       .proto = IPPROTO_TCP, .sport = 40000, .dport = 3000, .tcp_flags = SYN };
 	struct epg_deny_entry e;
 	uint32_t slot;
-	int n, cpu;
+	int n;
 
 	ct_flush();
-	free(deny_cache(true, &n));
-	acl_step("an ACL deny", &p, XDP_DROP, IN, EPG_R_ACL, "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
-	CHECK_EQ(deny_cache_only(&slot, &cpu, &e), 0, "the deny is remembered, once");
-	CHECK_EQ(e.reason, EPG_R_ACL, "with its reason");
-	CHECK_EQ(e.dir, EPG_DIR_INGRESS, "its direction");
-	CHECK_EQ((int)e.ep_slot, ep_slot("vpce-cccc"), "its endpoint");
-	CHECK_EQ((int)e.rule, rule_slot("acl-1|#90 deny tcp 22 from 198.18.6.0/24"), "its ACL entry");
-	acl_step("again: replayed, counted the same", &p, XDP_DROP, IN, EPG_R_ACL,
-		 "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
+	replayed("an ACL deny", &p, "vpce-cccc", IN, EPG_R_ACL, "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
+	struct pkt_spec no_rule = tcp4("198.18.1.1", 42000, A4, 444, SYN);
+	replayed("no rule", &no_rule, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	struct pkt_spec no_flow = tcp4("198.18.1.1", 42001, A4, 444, ACK);
+	replayed("TCP without a flow", &no_flow, "vpce-aaaa", IN, EPG_R_TCP_NO_FLOW, NULL);
+	replayed("IPv6, no rule", &v6, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	struct pkt_spec out = tcp4(A4, 41000, "198.18.99.9", 80, SYN);
+	replayed("outbound, no rule", &out, "vpce-aaaa", OUT, EPG_R_NO_RULE, NULL);
+	struct pkt_spec acl_out = tcp4(C4, 41000, "198.18.7.5", 80, SYN);
+	replayed("outbound, the ACL denies after the group allowed", &acl_out, "vpce-cccc", OUT,
+		 EPG_R_ACL, "acl-1|#* deny all to 0.0.0.0/0");
+	hook = HOOK_TC_LOCAL;
+	replayed("sent by the host (tc), no rule", &out, "vpce-aaaa", OUT, EPG_R_NO_RULE, NULL);
+	hook = HOOK_XDP;
 
-	/* The replay is what decides the second packet: a remembered verdict
-	 * changed by hand is what the next packet gets. */
-	{
-		int fd = bpf_map__fd(skel->maps.epg_deny_cache);
-		struct epg_deny_entry *v = calloc((size_t)n, sizeof(*v));
-
-		CHECK(v && !bpf_map_lookup_elem(fd, &slot, v), "read the remembered slot");
-		for (int c = 0; v && c < n; c++) {
-			v[c] = e;
-			v[c].reason = EPG_R_NO_RULE;
-			v[c].rule = EPG_NO_RULE_SLOT;
-		}
-		CHECK(v && !bpf_map_update_elem(fd, &slot, v, BPF_ANY), "change it on every CPU");
-		free(v);
-		step("a changed memory is replayed", &p, XDP_DROP, "vpce-cccc", IN, EPG_R_NO_RULE, NULL);
-		set_meta_flag(EPG_META_NO_DENY_CACHE, true);
+	/* switched off (EPG_META_NO_DENY_CACHE): judged in full, nothing kept */
+	set_meta_flag(EPG_META_NO_DENY_CACHE, true);
+	for (int i = 0; i < 2; i++)
 		acl_step("switched off: judged in full", &p, XDP_DROP, IN, EPG_R_ACL,
 			 "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
-		set_meta_flag(EPG_META_NO_DENY_CACHE, false);
-	}
-	free(deny_cache(true, &n));
-	set_meta_flag(EPG_META_NO_DENY_CACHE, true);
-	acl_step("switched off: nothing remembered", &p, XDP_DROP, IN, EPG_R_ACL,
-		 "acl-1|#90 deny tcp 22 from 198.18.6.0/24");
-	CHECK(deny_cache_only(&slot, &cpu, &e) < 0, "the deny cache stays empty");
+	CHECK_EQ(deny_cache_entries(&slot, &e), 0, "switched off: the deny cache stays empty");
 	set_meta_flag(EPG_META_NO_DENY_CACHE, false);
 
 	/* A flow created since is found first: the endpoint connects to the
 	 * peer whose packets it was refusing. */
 	struct pkt_spec in = tcp4("198.18.40.9", 5432, A4, 41000, SYNACK);
-	struct pkt_spec out = tcp4(A4, 41000, "198.18.40.9", 5432, SYN);
+	struct pkt_spec conn = tcp4(A4, 41000, "198.18.40.9", 5432, SYN);
 
 	step("a peer's unsolicited SYN-ACK", &in, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
 	step("again (remembered)", &in, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
-	step("the endpoint connects to that peer", &out, XDP_PASS, "vpce-aaaa", OUT, EPG_R_RULE,
+	step("the endpoint connects to that peer", &conn, XDP_PASS, "vpce-aaaa", OUT, EPG_R_RULE,
 	     "sg-a|tcp 5432 to 198.18.40.0/24");
 	step("the same SYN-ACK now answers it: tracked", &in, XDP_PASS, "vpce-aaaa", IN,
 	     EPG_R_TRACKED, NULL);
+
+	/* Packets that are never replayed are never remembered: ICMP other
+	 * than echo (no flow can hold it), judged in full every time. */
+	struct pkt_spec unreach = ICMP4("198.18.1.1", C4, 3, 1);
+
+	free(deny_cache(true, &n));
+	for (int i = 0; i < 2; i++)
+		acl_step("ICMP unreachable: no flow can hold it", &unreach, XDP_DROP, IN, EPG_R_ACL,
+			 "acl-1|#* deny all from 0.0.0.0/0");
+	CHECK_EQ(deny_cache_entries(&slot, &e), 0, "nothing remembered for it");
 
 	/* An apply makes every remembered deny stale. */
 	struct pkt_spec s444 = tcp4("198.18.1.1", 42000, A4, 444, SYN);
@@ -940,9 +988,7 @@ static void deny_cache_tests(void)
 	free(closed);
 	ct_flush();
 	p = tcp4("198.18.7.5", 41001, C4, 22, SYN);
-	acl_step("ACL allows, group denies", &p, XDP_DROP, IN, EPG_R_NO_RULE,
-		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
-	acl_step("again: the ACL entry counted again", &p, XDP_DROP, IN, EPG_R_NO_RULE,
+	replayed("the ACL allows, the group denies", &p, "vpce-cccc", IN, EPG_R_NO_RULE,
 		 "acl-1|#100 allow tcp 22 from 198.18.0.0/16");
 	CHECK_EQ(apply_json(policy_json), 0, "and back");
 	ct_flush();
@@ -1516,8 +1562,15 @@ static void exemptions(void)
 	ct_flush();
 	step("before: a DNS answer no rule allows", &dns, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
 	CHECK_EQ(apply_json(with), 0, "apply the policy with three exempt peers");
-	step("an exempt peer's packet no rule allows passes as not_enforced", &dns, XDP_PASS,
-	     "vpce-aaaa", IN, EPG_R_NOT_ENFORCED, NULL);
+	int n_cpus;
+	uint32_t slot;
+	struct epg_deny_entry e;
+
+	free(deny_cache(true, &n_cpus));
+	for (int i = 0; i < 2; i++)
+		step("an exempt peer's packet no rule allows passes as not_enforced", &dns, XDP_PASS,
+		     "vpce-aaaa", IN, EPG_R_NOT_ENFORCED, NULL);
+	CHECK_EQ(deny_cache_entries(&slot, &e), 0, "an exempt peer's packet is not remembered as a deny");
 	CHECK(flow_of(&dns, &f) != 0, "and makes no flow");
 	step("outbound to the exempt peer, no outbound rule allows it", &dns_q, XDP_PASS, "vpce-aaaa",
 	     OUT, EPG_R_NOT_ENFORCED, NULL);
