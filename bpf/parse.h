@@ -256,6 +256,22 @@ static __always_inline int epg_maybe_endpoint(__u32 family, const void *saddr, c
 		(epg_filter_test(f, EPG_FILTER_BIT1(hd)) & epg_filter_test(f, EPG_FILTER_BIT2(hd)))) & 1;
 }
 
+/*
+ * BIG TCP: a packet the host sends longer than 64 KiB (a GSO packet, or on
+ * veth the multi-buffer frame made of it) carries IP length 0, which the
+ * kernel reads as "the rest of the frame" (IPv4 tot_len; IPv6 payload_len,
+ * with or without a jumbo option). Only a frame that long can be one: a
+ * length of 0 in anything shorter stays malformed. The length is capped to
+ * keep the verifier's view of packet offsets bounded (BIG TCP stops at 512
+ * KiB).
+ */
+#define EPG_BIG_MAX ((1u << 20) - 1)
+
+static __always_inline __u32 epg_big_len(__u64 avail)
+{
+	return avail > EPG_BIG_MAX ? EPG_BIG_MAX : (__u32)avail;
+}
+
 static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *data_end,
 					  __u64 avail, __u32 l2)
 {
@@ -273,6 +289,8 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 
 	hlen = ip->ihl * 4;
 	tot = bpf_ntohs(ip->tot_len);
+	if (tot == 0 && avail > 0xffff)
+		tot = epg_big_len(avail);
 	if (ip->version != 4 || hlen < sizeof(*ip) || tot < hlen)
 		return EPG_R_MALFORMED_IP;
 	/* the whole packet, not only what is linear (tc pulls the headers;
@@ -324,8 +342,12 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 
 	plen = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	if (ip6->payload_len == 0 && avail > sizeof(*ip6) + 0xffff)
+		plen = epg_big_len(avail);
+	else if (ip6->payload_len == 0)
+		return EPG_R_MALFORMED_IP;
 	end = nh + plen;
-	if (ip6->version != 6 || ip6->payload_len == 0 || plen > avail)
+	if (ip6->version != 6 || plen > avail)
 		return EPG_R_MALFORMED_IP;
 
 	/*

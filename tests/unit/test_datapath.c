@@ -1602,34 +1602,52 @@ static void exemptions(void)
 	free(with);
 }
 
-/* Frames longer than a page: XDP multi-buffer (xdp.frags), the payload in
- * fragments. The IP total length is checked against the whole frame, not
- * against what is linear. */
-static void jumbo(void)
+/* A frame of size bytes: spec's packet, the rest zero, its IP length
+ * field (IPv4 total length, IPv6 payload length) set to ip_len. */
+static void long_frame(uint8_t *frame, size_t size, const struct pkt_spec *spec, uint16_t ip_len)
 {
-	static uint8_t big[14 + 9000];
-	struct pkt_spec t4 = tcp4("198.18.1.1", 40100, A4, 443, SYN);
-	struct pkt_spec t6 = TCP6("fd00:1::9", A6, 1500);
 	struct pkt k;
 
+	memset(frame, 0, size);
+	pkt_build(&k, spec);
+	memcpy(frame, k.buf, k.len);
+	put16(frame + k.l3_off + (spec->family == AF_INET ? 2 : 4), ip_len);
+}
+
+/* Frames longer than a page: XDP multi-buffer (xdp.frags), the payload in
+ * fragments. The IP length is checked against the whole frame, not against
+ * what is linear. Over 64 KiB (BIG TCP; 70,000 bytes: what veth hands XDP
+ * for such a packet), IP length 0 means the rest of the frame. */
+static void jumbo(void)
+{
+	static uint8_t big[14 + 9000], huge[14 + 70000];
+	struct pkt_spec t4 = tcp4("198.18.1.1", 40100, A4, 443, SYN), n4 = t4;
+	struct pkt_spec t6 = TCP6("fd00:1::9", A6, 1500);
+	static const struct { uint8_t *f; size_t size; int v6; uint16_t len; int verdict, reason;
+			      const char *name; } lengths[] = {
+		{ big, sizeof(big), 0, 9000, XDP_PASS, EPG_R_RULE, "a 9000-byte IPv4 SYN in a multi-buffer frame" },
+		{ big, sizeof(big), 0, 9001, XDP_DROP, EPG_R_MALFORMED_IP, "a multi-buffer frame shorter than its IPv4 total length" },
+		{ big, sizeof(big), 0, 0, XDP_DROP, EPG_R_MALFORMED_IP, "IPv4 total length 0 in a frame under 64 KiB" },
+		{ big, sizeof(big), 1, 9000 - 40, XDP_PASS, EPG_R_RULE, "a 9000-byte IPv6 SYN in a multi-buffer frame" },
+		{ big, sizeof(big), 1, 9000 - 39, XDP_DROP, EPG_R_MALFORMED_IP, "a multi-buffer frame shorter than its IPv6 payload length" },
+		{ big, sizeof(big), 1, 0, XDP_DROP, EPG_R_MALFORMED_IP, "IPv6 payload length 0 in a frame under 64 KiB" },
+		{ huge, sizeof(huge), 0, 0, XDP_PASS, EPG_R_RULE, "BIG TCP: a 70,000-byte IPv4 SYN, total length 0" },
+		{ huge, sizeof(huge), 1, 0, XDP_PASS, EPG_R_RULE, "BIG TCP: a 70,000-byte IPv6 SYN, payload length 0" },
+	};
+
 	ct_flush();
-	pkt_build(&k, &t4);
-	memcpy(big, k.buf, k.len);
-	put16(big + k.l3_off + 2, 9000); /* IPv4 total length */
-	expect_frame("a 9000-byte IPv4 SYN in a multi-buffer frame", big, sizeof(big), XDP_PASS,
-		     EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
-	put16(big + k.l3_off + 2, 9001);
-	expect_frame("a multi-buffer frame shorter than its IPv4 total length", big, sizeof(big),
-		     XDP_DROP, EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_MALFORMED_IP, NULL);
-	memset(big, 0, sizeof(big));
-	pkt_build(&k, &t6);
-	memcpy(big, k.buf, k.len);
-	put16(big + k.l3_off + 4, 9000 - 40); /* IPv6 payload length */
-	expect_frame("a 9000-byte IPv6 SYN in a multi-buffer frame", big, sizeof(big), XDP_PASS,
-		     EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|tcp 1000-2000 from fd00:1::/64");
-	put16(big + k.l3_off + 4, 9000 - 39);
-	expect_frame("a multi-buffer frame shorter than its IPv6 payload length", big, sizeof(big),
-		     XDP_DROP, EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_MALFORMED_IP, NULL);
+	for (size_t i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+		long_frame(lengths[i].f, lengths[i].size, lengths[i].v6 ? &t6 : &t4, lengths[i].len);
+		expect_frame(lengths[i].name, lengths[i].f, lengths[i].size, lengths[i].verdict, EXP_ENDPOINT,
+			     "vpce-aaaa", IN, lengths[i].reason, lengths[i].reason != EPG_R_RULE ? NULL :
+			     lengths[i].v6 ? "sg-a|tcp 1000-2000 from fd00:1::/64" :
+			     "sg-a|tcp 443 from 198.18.0.0/16");
+		ct_flush();
+	}
+	n4.dport = 444;
+	long_frame(huge, sizeof(huge), &n4, 0);
+	expect_frame("BIG TCP: judged by the rules (port 444: none)", huge, sizeof(huge), XDP_DROP,
+		     EXP_ENDPOINT, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
 	ct_flush();
 }
 
