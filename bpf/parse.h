@@ -257,9 +257,9 @@ static __always_inline int epg_maybe_endpoint(__u32 family, const void *saddr, c
 }
 
 /*
- * BIG TCP: a packet the host sends longer than 64 KiB (a GSO packet, or on
- * veth the multi-buffer frame made of it) carries IP length 0, which the
- * kernel reads as "the rest of the frame" (IPv4 tot_len; IPv6 payload_len,
+ * BIG TCP: a GSO packet longer than 64 KiB (one the host sends, at tc
+ * egress; one GRO built, in generic XDP) carries IP length 0, which the
+ * kernel reads as "the rest of the packet" (IPv4 tot_len; IPv6 payload_len,
  * with or without a jumbo option). Only a frame that long can be one: a
  * length of 0 in anything shorter stays malformed. The length is capped to
  * keep the verifier's view of packet offsets bounded (BIG TCP stops at 512

@@ -1616,8 +1616,9 @@ static void long_frame(uint8_t *frame, size_t size, const struct pkt_spec *spec,
 
 /* Frames longer than a page: XDP multi-buffer (xdp.frags), the payload in
  * fragments. The IP length is checked against the whole frame, not against
- * what is linear. Over 64 KiB (BIG TCP; 70,000 bytes: what veth hands XDP
- * for such a packet), IP length 0 means the rest of the frame. */
+ * what is linear. Over 64 KiB (BIG TCP; 70,000 bytes, as long a frame as
+ * BPF_PROG_TEST_RUN builds), IP length 0 means the rest of the frame: the
+ * parser is the one tc egress runs on the host's own GSO packets. */
 static void jumbo(void)
 {
 	static uint8_t big[14 + 9000], huge[14 + 70000];
