@@ -81,11 +81,12 @@ EST_SPORT=40000
 NEW_SPORT=2000
 EP_ID=vpce-0be0c0be0c0be0c01
 
-CONFIGS=(floor epgate nft-netdev nft-inet iptables none)
+CONFIGS=(floor epgate epgate-nocache nft-netdev nft-inet iptables none)
 KINDS=(denied denied-new established)
 declare -A LABEL=(
 	[floor]="XDP_DROP (floor)"
 	[epgate]="epgate (native XDP)"
+	[epgate-nocache]="epgate, deny cache off"
 	[nft-netdev]="nftables netdev ingress, set (stateless)"
 	[nft-inet]="nftables inet + ct state"
 	[iptables]="iptables + conntrack"
@@ -239,6 +240,25 @@ rx_clean() { # nothing attached, no rules: what every configuration starts from
 	[ "$xdp" = 0 ] && [ "$rules" = 0 ]
 }
 
+# The deny cache off (EPG_META_NO_DENY_CACHE in epg_meta, the flags word at
+# byte 24 of its value; apply keeps flags it does not own): every denied
+# packet judged in full, for the side-by-side with the cache on.
+le() { # VALUE BYTES: little-endian decimal bytes
+	local v=$1 i
+	for ((i = 0; i < $2; i++)); do printf '%d ' $(((v >> (8 * i)) & 255)); done
+}
+deny_cache_off() {
+	local j
+	j=$(in_rx bpftool -j map lookup pinned "$PIN/epg_meta" key 0 0 0 0) || return 1
+	# shellcheck disable=SC2046 # the bytes are meant to split
+	in_rx bpftool map update pinned "$PIN/epg_meta" key 0 0 0 0 value \
+		$(le "$(jq -r '.formatted.value.abi_version' <<<"$j")" 4) \
+		$(le "$(jq -r '.formatted.value.active_gen' <<<"$j")" 4) \
+		$(le "$(jq -r '.formatted.value.generation' <<<"$j")" 8) \
+		$(le "$(jq -r '.formatted.value.apply_time_ns' <<<"$j")" 8) \
+		$(le "$(($(jq -r '.formatted.value.flags' <<<"$j") | 8))" 4) 0 0 0 0
+}
+
 cfg_up() {
 	local cfg=$1
 	rx_clean || { FAILS+=("before $cfg: the receiver is not clean (XDP program or rules left)"); return 1; }
@@ -247,6 +267,9 @@ cfg_up() {
 	floor) ip -n "$NS_RX" link set dev "$IF_RX" xdpdrv obj "$DROP_OBJ" sec xdp ;;
 	epgate)
 		epg attach "$IF_RX" --mode native >/dev/null && epg apply "$CONF" >/dev/null ;;
+	epgate-nocache)
+		epg attach "$IF_RX" --mode native >/dev/null && epg apply "$CONF" >/dev/null &&
+			deny_cache_off ;;
 	nft-netdev) in_rx nft -f "$OUT/live-rules.nft-netdev.nft" ;;
 	nft-inet) in_rx nft -f "$OUT/live-rules.nft-inet.nft" ;;
 	iptables) in_rx iptables-restore -w 5 "$OUT/live-rules.iptables" ;;
@@ -258,7 +281,7 @@ cfg_down() {
 	local cfg=$1
 	case $cfg in
 	floor) ip -n "$NS_RX" link set dev "$IF_RX" xdpdrv off ;;
-	epgate) epg detach "$IF_RX" >/dev/null ;;
+	epgate | epgate-nocache) epg detach "$IF_RX" >/dev/null ;;
 	nft-netdev | nft-inet) in_rx nft flush ruleset ;;
 	iptables)
 		in_rx iptables -w 5 -F && in_rx iptables -w 5 -X
@@ -378,7 +401,7 @@ measure() { # rep config kind
 	if [ "$kind" = established ] && [ "$cfg" != floor ]; then
 		establish "$cfg" || FAILS+=("rep $rep $cfg $kind: the exchange before the flood failed")
 	fi
-	[ "$cfg" = epgate ] && read -ra e0 <<<"$(epg_counts "$reason")"
+	[ "${cfg%-nocache}" = epgate ] && read -ra e0 <<<"$(epg_counts "$reason")"
 	read -ra b <<<"$(counters)"
 	ks0=$(ksoftirqd_ns)
 	# shellcheck disable=SC2046 # word splitting wanted
@@ -388,7 +411,7 @@ measure() { # rep config kind
 	fi
 	ks1=$(ksoftirqd_ns)
 	read -ra a <<<"$(counters)"
-	[ "$cfg" = epgate ] && read -ra e1 <<<"$(epg_counts "$reason")"
+	[ "${cfg%-nocache}" = epgate ] && read -ra e1 <<<"$(epg_counts "$reason")"
 	sent=$(field sent "$GEN_OUT")
 	ns=$(field elapsed_ns "$GEN_OUT")
 	cpu=$(field cpu_ns "$GEN_OUT")
@@ -397,7 +420,7 @@ measure() { # rep config kind
 	mpps=$(per_us "$rx" "$ns")
 	cmpps=$(per_us "$rx" "$(awk -v c="$cpu" -v k="$ks" 'BEGIN { printf "%.0f", c + k }')")
 	gmpps=$(per_us "$sent" "$ns")
-	if [ "$cfg" = epgate ]; then
+	if [ "${cfg%-nocache}" = epgate ]; then
 		if [[ ${e0[0]} =~ ^[0-9]+$ && ${e1[0]} =~ ^[0-9]+$ && ${e0[1]} =~ ^[0-9]+$ && ${e1[1]} =~ ^[0-9]+$ ]]; then
 			ee=$((e1[0] - e0[0])) ei=$((e1[1] - e0[1]))
 		else
@@ -420,7 +443,7 @@ measure() { # rep config kind
 		[ "$xdp" -gt 0 ] && [ $((rx - xdp)) -le "$t" ] && [ $((xdp - rx)) -le "$t" ] ||
 			FAILS+=("$id: the XDP_DROP program did not drop what was received (xdp_drops $xdp, rx $rx)")
 		;;
-	epgate)
+	epgate | epgate-nocache)
 		if [[ $ee =~ ^-?[0-9]+$ ]]; then
 			[ $((ee - rx)) -le "$t" ] && [ $((rx - ee)) -le "$t" ] ||
 				FAILS+=("$id: epgate counted $ee packets as $reason, the veth received $rx")
