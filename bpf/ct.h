@@ -22,6 +22,9 @@
 #ifndef ENOMEM
 #define ENOMEM 12
 #endif
+#ifndef EEXIST
+#define EEXIST 17
+#endif
 
 /* An address as two words: IPv4 in the first 4 bytes, the rest zero. */
 static __always_inline void epg_addr_words(__u32 family, const __u8 *a, __u64 w[2])
@@ -313,9 +316,20 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 		epg_count_global(EPG_G_CT_EXCEEDED, n);
 		return -1;
 	}
-	if (!rc)
+	if (!rc) {
 		epg_count_event(EPG_G_CT_CREATED);
-	return 0; /* -EEXIST: another CPU created it first */
+	} else if (rc == -EEXIST) {
+		/* another CPU created it first: this packet counts in that flow
+		 * (its state moves with the next packet) */
+		struct epg_ct_val *o = bpf_map_lookup_elem(&epg_ct, k);
+
+		if (o && dir < EPG_DIR_MAX) {
+			__sync_fetch_and_add(&o->packets[dir], n->packets);
+			__sync_fetch_and_add(&o->bytes[dir], n->bytes);
+			o->tcp_flags[dir] |= p->tcp_flags;
+		}
+	}
+	return 0;
 }
 
 /* An ICMP error quoting a live flow is part of it. */
