@@ -321,6 +321,22 @@ static size_t plan_bits(const struct epg_plan *plan, int dir)
 	return n;
 }
 
+/* Exempt peers on programs that predate them: applied, but ignored there
+ * until the programs are replaced. Said, with what to do. */
+static void warn_exempt_unsupported(struct epg_maps *m, const struct epg_plan *plan)
+{
+	char names[512];
+	int n;
+
+	if (!plan->n_exempt)
+		return;
+	n = epg_exempt_unsupported(m, names, sizeof(names));
+	if (n > 0)
+		fprintf(stderr, "epgate: warning: EpgateSettings.ExemptPeers: %d attached program%s predate%s "
+			"exempt peers and ignore them: %s; run `epgate attach IFACE --replace` on each\n",
+			n, n == 1 ? "" : "s", n == 1 ? "s" : "", names);
+}
+
 static int cmd_apply(int argc, char **argv)
 {
 	static const struct option extra[] = { { "check", no_argument, NULL, 'c' }, { 0 } };
@@ -370,6 +386,7 @@ static int cmd_apply(int argc, char **argv)
 			printf("applied generation %llu: %zu interface endpoints, %zu inbound and %zu outbound rule entries\n",
 			       (unsigned long long)meta.generation, plan.n_eps,
 			       plan_bits(&plan, EPG_DIR_INGRESS), plan_bits(&plan, EPG_DIR_EGRESS));
+			warn_exempt_unsupported(&m, &plan);
 		}
 		epg_maps_close(&m);
 	}

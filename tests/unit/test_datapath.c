@@ -1680,6 +1680,49 @@ static void exemptions(void)
 	free(with);
 }
 
+/* Programs attached before exempt peers existed ignore them: found by the
+ * maps they use (epg_exempt or not), so apply can say so. */
+static void exempt_support(void)
+{
+	const struct bpf_insn pass[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	struct epg_iface_info old_if = { .name = "old0", .mode = EPG_MODE_NATIVE };
+	struct epg_iface_info new_if = { .name = "new0", .mode = EPG_MODE_NATIVE };
+	struct bpf_prog_info pi;
+	uint32_t len, k_old = 900001, k_new = 900002;
+	int old_fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "epg_old", "GPL", pass, 2, NULL);
+	char found[256], want[64];
+
+	CHECK(old_fd >= 0, "load a program that uses no map (an older datapath's stand-in)");
+	if (old_fd < 0)
+		return;
+	memset(&pi, 0, sizeof(pi));
+	len = sizeof(pi);
+	bpf_obj_get_info_by_fd(old_fd, &pi, &len);
+	old_if.prog_id = pi.id;
+	memset(&pi, 0, sizeof(pi));
+	len = sizeof(pi);
+	bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.epg_xdp), &pi, &len);
+	new_if.prog_id = pi.id;
+	memset(&pi, 0, sizeof(pi));
+	len = sizeof(pi);
+	bpf_obj_get_info_by_fd(bpf_program__fd(skel->progs.epg_tc_egress), &pi, &len);
+	new_if.tc_prog_id = pi.id;
+
+	CHECK_EQ(bpf_map_update_elem(maps.ifaces, &k_new, &new_if, BPF_ANY), 0, "record new0");
+	CHECK_EQ(epg_exempt_unsupported(&maps, found, sizeof(found)), 0,
+		 "this build's XDP and tc programs use epg_exempt (%s)", found);
+	CHECK_EQ(bpf_map_update_elem(maps.ifaces, &k_old, &old_if, BPF_ANY), 0, "record old0");
+	snprintf(want, sizeof(want), "old0 (XDP program %u)", old_if.prog_id);
+	CHECK_EQ(epg_exempt_unsupported(&maps, found, sizeof(found)), 1, "one program predates exempt peers");
+	CHECK(!strcmp(found, want), "named: '%s' (want '%s')", found, want);
+	bpf_map_delete_elem(maps.ifaces, &k_old);
+	bpf_map_delete_elem(maps.ifaces, &k_new);
+	close(old_fd);
+}
+
 /* A frame of size bytes: spec's packet, the rest zero, its IP length
  * field (IPv4 total length, IPv6 payload length) set to ip_len. */
 static void long_frame(uint8_t *frame, size_t size, const struct pkt_spec *spec, uint16_t ip_len)
@@ -1785,6 +1828,7 @@ int main(void)
 	t4v.vlans = 2;
 	jumbo();
 	exemptions();
+	exempt_support();
 	truncations("tcp4", &t4, 14 + 20);
 	truncations("tcp4 in two VLANs", &t4v, 14 + 8 + 20);
 	truncations("tcp6", &t6, 14 + 40);

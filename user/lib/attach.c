@@ -278,6 +278,60 @@ static void ifaces_free(struct ifaces *f)
 	free(f->info);
 }
 
+/* Does program prog_id use the map map_id? -1 when it cannot be read. */
+static int prog_uses_map(uint32_t prog_id, uint32_t map_id)
+{
+	uint32_t ids[64], len;
+	struct bpf_prog_info info;
+	int fd = bpf_prog_get_fd_by_id(prog_id), rc = -1;
+
+	if (fd < 0)
+		return -1;
+	memset(&info, 0, sizeof(info));
+	len = sizeof(info);
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (uint64_t)(uintptr_t)ids;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		rc = 0;
+		for (uint32_t i = 0; i < info.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++)
+			rc |= ids[i] == map_id;
+	}
+	close(fd);
+	return rc;
+}
+
+int epg_exempt_unsupported(struct epg_maps *m, char *names, size_t size)
+{
+	struct bpf_map_info mi;
+	uint32_t len = sizeof(mi);
+	struct ifaces f;
+	size_t used = 0;
+	int n = 0;
+
+	if (size)
+		names[0] = '\0';
+	memset(&mi, 0, sizeof(mi));
+	if (m->exempt < 0 || bpf_obj_get_info_by_fd(m->exempt, &mi, &len) || ifaces_read(m, &f))
+		return 0;
+	for (size_t i = 0; i < f.n; i++) {
+		const struct epg_iface_info *info = &f.info[i];
+		uint32_t ids[2] = { info->prog_id, info->tc_prog_id };
+		char name[IF_NAMESIZE + 1];
+
+		for (int j = 0; j < 2; j++) {
+			if (!ids[j] || prog_uses_map(ids[j], mi.id) != 0)
+				continue;
+			snprintf(name, sizeof(name), "%.*s", (int)sizeof(info->name), info->name);
+			if (used < size)
+				used += (size_t)snprintf(names + used, size - used, "%s%s (%s program %u)",
+							 n ? ", " : "", name, j ? "tc" : "XDP", ids[j]);
+			n++;
+		}
+	}
+	ifaces_free(&f);
+	return n;
+}
+
 /* Forget the interfaces of ours that no longer exist (deleted, perhaps
  * recreated under the same name with another ifindex): unpin their defunct
  * links and drop their entries. name: only those of that name; NULL: all.

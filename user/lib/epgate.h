@@ -85,6 +85,10 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err);
  * counters and the flow table. Unless same_too, returns 1 (nothing done)
  * when the running XDP program is already this build's. */
 int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct epg_error *err);
+/* Attached programs (XDP or tc, recorded in epg_ifaces) that do not use
+ * epg_exempt: built before exempt peers, they ignore them. Returns how many;
+ * names gets "IFACE (XDP program ID), ..." (truncated to size). */
+int epg_exempt_unsupported(struct epg_maps *m, char *names, size_t size);
 
 /* Counter snapshots, summed over CPUs. */
 struct epg_ep_snapshot {
