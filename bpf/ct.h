@@ -320,7 +320,9 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 		epg_count_event(EPG_G_CT_CREATED);
 	} else if (rc == -EEXIST) {
 		/* another CPU created it first: this packet counts in that flow
-		 * (its state moves with the next packet) */
+		 * (its state moves with the next packet). Also met when the
+		 * flow found idle above could not be removed: the counts then
+		 * go to that idle flow, which is removed when next met. */
 		struct epg_ct_val *o = bpf_map_lookup_elem(&epg_ct, k);
 
 		if (o && dir < EPG_DIR_MAX) {

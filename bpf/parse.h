@@ -260,8 +260,9 @@ static __always_inline int epg_maybe_endpoint(__u32 family, const void *saddr, c
  * BIG TCP: a GSO packet longer than 64 KiB (one the host sends, at tc
  * egress; one GRO built, in generic XDP) carries IP length 0, which the
  * kernel reads as "the rest of the packet" (IPv4 tot_len; IPv6 payload_len,
- * with or without a jumbo option). Only a frame that long can be one: a
- * length of 0 in anything shorter stays malformed. The length is capped to
+ * with or without a jumbo option). Only an unfragmented TCP packet in a
+ * frame that long can be one, as the kernel reads it: a length of 0 in
+ * anything else stays malformed. The length is capped to
  * keep the verifier's view of packet offsets bounded (BIG TCP stops at 512
  * KiB).
  */
@@ -289,7 +290,8 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 
 	hlen = ip->ihl * 4;
 	tot = bpf_ntohs(ip->tot_len);
-	if (tot == 0 && avail > 0xffff)
+	if (tot == 0 && avail > 0xffff && ip->protocol == IPPROTO_TCP &&
+	    !(ip->frag_off & bpf_htons(0x3fff)))
 		tot = epg_big_len(avail);
 	if (ip->version != 4 || hlen < sizeof(*ip) || tot < hlen)
 		return EPG_R_MALFORMED_IP;
@@ -326,7 +328,7 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 {
 	struct ipv6hdr *ip6 = nh;
 	__u32 off, plen, frag_hdr_end = 0;
-	int later = 0;
+	int later = 0, big = 0;
 	__be16 frag_off = 0;
 	void *cur, *end;
 	__u8 next;
@@ -342,7 +344,8 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
 
 	plen = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-	if (ip6->payload_len == 0 && avail > sizeof(*ip6) + 0xffff)
+	big = ip6->payload_len == 0 && avail > sizeof(*ip6) + 0xffff;
+	if (big)
 		plen = epg_big_len(avail);
 	else if (ip6->payload_len == 0)
 		return EPG_R_MALFORMED_IP;
@@ -399,6 +402,8 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 		p->frag_off = bpf_ntohs(frag_off) >> 3;
 		p->frag_end = p->frag_off * 8 + (plen - (frag_hdr_end & EPG_OFF_MASK));
 	}
+	if (big && (p->frag || next != IPPROTO_TCP))
+		return EPG_R_MALFORMED_IP; /* not a BIG TCP packet */
 	off &= EPG_OFF_MASK;
 	cur = nh + off;
 	p->proto = next;

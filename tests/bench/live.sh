@@ -240,23 +240,24 @@ rx_clean() { # nothing attached, no rules: what every configuration starts from
 	[ "$xdp" = 0 ] && [ "$rules" = 0 ]
 }
 
-# The deny cache off (EPG_META_NO_DENY_CACHE in epg_meta, the flags word at
-# byte 24 of its value; apply keeps flags it does not own): every denied
-# packet judged in full, for the side-by-side with the cache on.
-le() { # VALUE BYTES: little-endian decimal bytes
-	local v=$1 i
-	for ((i = 0; i < $2; i++)); do printf '%d ' $(((v >> (8 * i)) & 255)); done
-}
-deny_cache_off() {
-	local j
+# The deny cache on or off: EPG_META_NO_DENY_CACHE (8) in epg_meta's flags,
+# byte 24 of its value, every other byte written back as read (applies keep
+# flags they do not own, so each epgate configuration sets it either way),
+# then read back.
+deny_cache() { # on | off
+	local j f want
+	local -a v
 	j=$(in_rx bpftool -j map lookup pinned "$PIN/epg_meta" key 0 0 0 0) || return 1
-	# shellcheck disable=SC2046 # the bytes are meant to split
-	in_rx bpftool map update pinned "$PIN/epg_meta" key 0 0 0 0 value \
-		$(le "$(jq -r '.formatted.value.abi_version' <<<"$j")" 4) \
-		$(le "$(jq -r '.formatted.value.active_gen' <<<"$j")" 4) \
-		$(le "$(jq -r '.formatted.value.generation' <<<"$j")" 8) \
-		$(le "$(jq -r '.formatted.value.apply_time_ns' <<<"$j")" 8) \
-		$(le "$(($(jq -r '.formatted.value.flags' <<<"$j") | 8))" 4) 0 0 0 0
+	mapfile -t v < <(jq -r '.value[]' <<<"$j")
+	[ "${#v[@]}" = 32 ] || { log "epg_meta: ${#v[@]} bytes, not 32"; return 1; }
+	f=$((v[24]))
+	if [ "$1" = off ]; then f=$((f | 8)); else f=$((f & 0xf7)); fi
+	v[24]=$(printf '0x%02x' "$f")
+	in_rx bpftool map update pinned "$PIN/epg_meta" key 0 0 0 0 value "${v[@]}" || return 1
+	want=$f
+	j=$(in_rx bpftool -j map lookup pinned "$PIN/epg_meta" key 0 0 0 0) || return 1
+	f=$(($(jq -r '.value[24]' <<<"$j")))
+	[ "$f" = "$want" ] || { log "epg_meta flags: $f after writing $want"; return 1; }
 }
 
 cfg_up() {
@@ -265,11 +266,9 @@ cfg_up() {
 	ATTACHED=$cfg
 	case $cfg in
 	floor) ip -n "$NS_RX" link set dev "$IF_RX" xdpdrv obj "$DROP_OBJ" sec xdp ;;
-	epgate)
-		epg attach "$IF_RX" --mode native >/dev/null && epg apply "$CONF" >/dev/null ;;
-	epgate-nocache)
+	epgate | epgate-nocache)
 		epg attach "$IF_RX" --mode native >/dev/null && epg apply "$CONF" >/dev/null &&
-			deny_cache_off ;;
+			if [ "$cfg" = epgate ]; then deny_cache on; else deny_cache off; fi ;;
 	nft-netdev) in_rx nft -f "$OUT/live-rules.nft-netdev.nft" ;;
 	nft-inet) in_rx nft -f "$OUT/live-rules.nft-inet.nft" ;;
 	iptables) in_rx iptables-restore -w 5 "$OUT/live-rules.iptables" ;;

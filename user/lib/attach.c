@@ -281,21 +281,32 @@ static void ifaces_free(struct ifaces *f)
 /* Does program prog_id use the map map_id? -1 when it cannot be read. */
 static int prog_uses_map(uint32_t prog_id, uint32_t map_id)
 {
-	uint32_t ids[64], len;
 	struct bpf_prog_info info;
+	uint32_t len, *ids = NULL, n = 0;
 	int fd = bpf_prog_get_fd_by_id(prog_id), rc = -1;
 
 	if (fd < 0)
 		return -1;
-	memset(&info, 0, sizeof(info));
-	len = sizeof(info);
-	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
-	info.map_ids = (uint64_t)(uintptr_t)ids;
-	if (!bpf_obj_get_info_by_fd(fd, &info, &len)) {
+	/* once to learn how many maps it uses, once to read their ids */
+	for (int pass = 0; pass < 2; pass++) {
+		memset(&info, 0, sizeof(info));
+		len = sizeof(info);
+		info.nr_map_ids = n;
+		info.map_ids = (uint64_t)(uintptr_t)ids;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len))
+			break;
+		if (pass == 0) {
+			n = info.nr_map_ids;
+			ids = calloc(n ? n : 1, sizeof(*ids));
+			if (!ids)
+				break;
+			continue;
+		}
 		rc = 0;
-		for (uint32_t i = 0; i < info.nr_map_ids && i < sizeof(ids) / sizeof(ids[0]); i++)
+		for (uint32_t i = 0; i < info.nr_map_ids && i < n; i++)
 			rc |= ids[i] == map_id;
 	}
+	free(ids);
 	close(fd);
 	return rc;
 }
@@ -326,6 +337,8 @@ int epg_exempt_unsupported(struct epg_maps *m, char *names, size_t size)
 				used += (size_t)snprintf(names + used, size - used, "%s%s (%s program %u)",
 							 n ? ", " : "", name, j ? "tc" : "XDP", ids[j]);
 			n++;
+			if (used >= size && size > 4) /* cut: say so */
+				memcpy(names + size - 4, "...", 4);
 		}
 	}
 	ifaces_free(&f);
