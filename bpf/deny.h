@@ -47,7 +47,27 @@ static __always_inline int epg_deny_cacheable(const struct epg_pkt *p)
  * EPG_DENY_MISSED | slot once the lookup found nothing there: a deny of the
  * packet is remembered in that slot. */
 #define EPG_DENY_ON     (1u << 31)
+#define EPG_DENY_BACKOFF 16u /* a power of 2 */
 #define EPG_DENY_MISSED (1u << 30)
+
+/* After EPG_DENY_BACKOFF lookups in a row found nothing (a flood of new
+ * flows, which the cache cannot help), only one packet in EPG_DENY_BACKOFF
+ * is looked up, and remembered, until one is found: is this one? Inline,
+ * so that the others cost no call. */
+static __always_inline int epg_deny_worth_it(void)
+{
+	struct epg_scratch *scr = epg_scratch_get();
+	__u32 misses;
+
+	if (!scr)
+		return 0;
+	misses = scr->deny_misses;
+	if (misses >= EPG_DENY_BACKOFF && (misses & (EPG_DENY_BACKOFF - 1))) {
+		scr->deny_misses = misses + 1;
+		return 0;
+	}
+	return 1;
+}
 
 static __always_inline int epg_deny_pending(const struct epg_pkt *p)
 {

@@ -86,16 +86,19 @@ static __always_inline int epg_acl_drop(const struct epg_pkt *p, int flowlog, __
 
 /* A packet the deny cache remembers (deny.h): its verdict replayed and
  * counted as judging it counted; -1 when not remembered under this stamp
- * (then its deny is to be). A global function, so its locals stay off
- * decide's stack. */
+ * (then its deny is to be). Counts the run of lookups that found nothing
+ * (epg_deny_worth_it). A global function, so its locals stay off decide's
+ * stack. */
 __noinline int epg_deny_replay(struct epg_pkt *p, __u32 stamp, int flowlog,
 			       const struct epg_counter *n)
 {
+	struct epg_scratch *scr = epg_scratch_get();
 	const struct epg_deny_entry *e;
 
-	if (!p || !n)
+	if (!p || !n || !scr)
 		return -1;
 	e = epg_deny_find(p, stamp);
+	scr->deny_misses = e ? 0 : scr->deny_misses + 1;
 	if (!e)
 		return -1;
 	return epg_verdict(p, flowlog, e->ep_slot, e->dir, e->reason, e->slot, n);
@@ -204,7 +207,8 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 				dir = flow->cls_dir[ori & 1] & 1;
 				ep = &epv;
 			}
-		} else if (tracked && (p->remember & EPG_DENY_ON) && epg_deny_cacheable(p)) {
+		} else if (tracked && (p->remember & EPG_DENY_ON) && epg_deny_cacheable(p) &&
+			   epg_deny_worth_it()) {
 			/* no flow: a deny remembered under this policy stands
 			 * (judged with a flow, a deny is never remembered) */
 			int v = epg_deny_replay(pkt, cls_gen, flowlog, n);

@@ -145,6 +145,8 @@ struct {
 /* Scratch space for building a new flow's value: the 512-byte BPF stack is
  * shared by the entry point and its global functions. Not pinned. */
 struct epg_scratch {
+	__u32 deny_misses; /* deny cache lookups in a row that found nothing */
+	__u32 pad;
 	struct epg_ct_val ct;
 	struct epg_flow ended;
 	struct epg_rej_key rej_key;

@@ -829,6 +829,15 @@ static struct epg_deny_entry *deny_cache(bool clear, int *n_cpus)
 		failed += clear ? bpf_map_update_elem(fd, &i, all + (size_t)i * n, BPF_ANY) != 0 :
 				  bpf_map_lookup_elem(fd, &i, all + (size_t)i * n) != 0;
 	CHECK(all && !failed, "%s every deny cache slot", clear ? "empty" : "read");
+	if (clear) { /* and its run of misses (epg_scratch), so every lookup is made */
+		size_t sz = bpf_map__value_size(skel->maps.epg_scratch);
+		void *zero = calloc((size_t)n, (sz + 7) / 8 * 8);
+		uint32_t k0 = 0;
+
+		CHECK(zero && !bpf_map_update_elem(bpf_map__fd(skel->maps.epg_scratch), &k0, zero, BPF_ANY),
+		      "reset the deny cache's run of misses");
+		free(zero);
+	}
 	return all;
 }
 
@@ -961,6 +970,51 @@ static void deny_cache_cases(void)
 	hook = HOOK_TC_LOCAL;
 	replayed("sent by the host (tc), no rule", &out, "vpce-aaaa", OUT, EPG_R_NO_RULE, NULL);
 	hook = HOOK_XDP;
+
+	/* A run of misses (a flood of new flows): after EPG_DENY_BACKOFF (16)
+	 * lookups in a row found nothing, one packet in 16 is looked up, until
+	 * one is found. First packets of allowed flows make the run here; the
+	 * remembered verdict is changed by hand to see when it is looked up. */
+	struct pkt_spec y1 = tcp4("198.18.1.1", 42100, A4, 444, SYN);
+	uint16_t sport = 45000;
+
+	free(deny_cache(true, &n));
+	for (int i = 0; i < 16; i++, sport++) {
+		struct pkt_spec ok = tcp4("198.18.1.1", sport, A4, 443, SYN);
+
+		step("backoff: a new allowed flow (a miss)", &ok, XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE,
+		     "sg-a|tcp 443 from 198.18.0.0/16");
+	}
+	step("backoff: the 17th lookup is made: remembered", &y1, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_NO_RULE, NULL);
+	int kept = deny_cache_entries(&slot, &e);
+
+	CHECK_EQ(kept, 1, "backoff: one deny remembered");
+	if (kept == 1) {
+		int fd = bpf_map__fd(skel->maps.epg_deny_cache);
+		struct epg_deny_entry *v = calloc((size_t)n, sizeof(*v));
+
+		for (int c = 0; v && c < n; c++) {
+			v[c] = e;
+			v[c].reason = EPG_R_TCP_NO_FLOW;
+		}
+		CHECK(v && !bpf_map_update_elem(fd, &slot, v, BPF_ANY), "backoff: change the memory");
+		free(v);
+	}
+	step("backoff: the 18th is not looked up: judged in full", &y1, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_NO_RULE, NULL);
+	for (int i = 0; i < 14; i++, sport++) {
+		struct pkt_spec ok = tcp4("198.18.1.1", sport, A4, 443, SYN);
+
+		step("backoff: a new allowed flow (not looked up)", &ok, XDP_PASS, "vpce-aaaa", IN,
+		     EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
+	}
+	step("backoff: the 33rd is looked up: found (the changed memory decides)", &y1, XDP_DROP,
+	     "vpce-aaaa", IN, EPG_R_TCP_NO_FLOW, NULL);
+	step("backoff: found, so the next is looked up too", &y1, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_TCP_NO_FLOW, NULL);
+	free(deny_cache(true, &n));
+	ct_flush();
 
 	/* switched off (EPG_META_NO_DENY_CACHE): judged in full, nothing kept */
 	set_meta_flag(EPG_META_NO_DENY_CACHE, true);
