@@ -535,6 +535,8 @@ static int cmd_status(int argc, char **argv)
 		json_object_set_new(j, "rule_sets_stored", json_integer((json_int_t)s.n_sets));
 		json_object_set_new(j, "rule_sets_in_use", json_integer((json_int_t)s.n_sets_used));
 		json_object_set_new(j, "exempt_peers", json_integer((json_int_t)s.n_exempt));
+		json_object_set_new(j, "deny_cache", json_string(s.meta.flags & EPG_META_NO_DENY_CACHE ?
+								 "off" : "on"));
 		json_object_set_new(j, "counter_slots", json_pack("{s:I, s:I, s:i, s:I}",
 			"endpoints", (json_int_t)m.max_eps, "rules", (json_int_t)m.max_rule_slots,
 			"cpus", libbpf_num_possible_cpus(), "bytes_per_cpu", (json_int_t)counter_bytes(&m)));
@@ -549,6 +551,9 @@ static int cmd_status(int argc, char **argv)
 	if (s.n_exempt)
 		printf("exempt peers: %zu (EpgateSettings.ExemptPeers: what groups or ACLs would drop passes, counted as not_enforced)\n",
 		       s.n_exempt);
+	if (s.meta.flags & EPG_META_NO_DENY_CACHE)
+		printf("deny cache: off (flag %u in epg_meta, for diagnostics: every denied packet judged in full)\n",
+		       EPG_META_NO_DENY_CACHE);
 	printf("counter slots: %u for endpoints, %u for rules (%zu in use); %.1f MiB per CPU, %d CPUs\n",
 	       m.max_eps, m.max_rule_slots, s.n_rules, (double)counter_bytes(&m) / (1 << 20),
 	       libbpf_num_possible_cpus());
