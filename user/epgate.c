@@ -325,16 +325,10 @@ static size_t plan_bits(const struct epg_plan *plan, int dir)
  * until the programs are replaced. Said, with what to do. */
 static void warn_exempt_unsupported(struct epg_maps *m, const struct epg_plan *plan)
 {
-	char names[512];
-	int n;
+	char msg[640];
 
-	if (!plan->n_exempt)
-		return;
-	n = epg_exempt_unsupported(m, names, sizeof(names));
-	if (n > 0)
-		fprintf(stderr, "epgate: warning: EpgateSettings.ExemptPeers: %d attached program%s predate%s "
-			"exempt peers and ignore them: %s; run `epgate attach IFACE --replace` on each\n",
-			n, n == 1 ? "" : "s", n == 1 ? "s" : "", names);
+	if (plan->n_exempt && epg_exempt_warning(m, msg, sizeof(msg)) > 0)
+		fprintf(stderr, "epgate: warning: %s\n", msg);
 }
 
 static int cmd_apply(int argc, char **argv)

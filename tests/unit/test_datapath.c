@@ -1812,6 +1812,10 @@ static void exempt_support(void)
 	snprintf(want, sizeof(want), "old0 (XDP program %u)", old_if.prog_id);
 	CHECK_EQ(epg_exempt_unsupported(&maps, found, sizeof(found)), 1, "one program predates exempt peers");
 	CHECK(!strcmp(found, want), "named: '%s' (want '%s')", found, want);
+	char msg[640] = "";
+
+	CHECK(epg_exempt_warning(&maps, msg, sizeof(msg)) == 1 && strstr(msg, want) &&
+	      strstr(msg, "epgate attach IFACE --replace"), "the warning names it and what to do: %s", msg);
 	bpf_map_delete_elem(maps.ifaces, &k_old);
 	bpf_map_delete_elem(maps.ifaces, &k_new);
 	close(old_fd);

@@ -345,6 +345,18 @@ int epg_exempt_unsupported(struct epg_maps *m, char *names, size_t size)
 	return n;
 }
 
+int epg_exempt_warning(struct epg_maps *m, char *msg, size_t size)
+{
+	char names[400];
+	int n = epg_exempt_unsupported(m, names, sizeof(names));
+
+	if (n > 0)
+		snprintf(msg, size, "EpgateSettings.ExemptPeers: %d attached program%s predate%s exempt "
+			 "peers and ignore them: %s; run `epgate attach IFACE --replace` on each",
+			 n, n == 1 ? "" : "s", n == 1 ? "s" : "", names);
+	return n;
+}
+
 /* Forget the interfaces of ours that no longer exist (deleted, perhaps
  * recreated under the same name with another ifindex): unpin their defunct
  * links and drop their entries. name: only those of that name; NULL: all.

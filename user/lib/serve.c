@@ -211,6 +211,21 @@ static int apply_config(struct serve *sv, struct epg_error *err)
 	return build_enis(sv);
 }
 
+/* The active policy has exempt peers, and attached programs predate them
+ * (they ignore them): logged, with what to do. After the start's attaches
+ * (which replace other builds' programs) and after each reload. */
+static void warn_exempt_unsupported(struct serve *sv)
+{
+	struct epg_meta meta;
+	uint32_t zero = 0;
+	char msg[640];
+
+	if (!bpf_map_lookup_elem(sv->maps.meta, &zero, &meta) &&
+	    (meta.flags & (EPG_META_EXEMPT << (meta.active_gen & 1))) &&
+	    epg_exempt_warning(&sv->maps, msg, sizeof(msg)) > 0)
+		logmsg("warning: %s", msg);
+}
+
 /* ---- HTTP ---------------------------------------------------------------- */
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
@@ -557,6 +572,7 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		if (rc)
 			goto out_cfg;
 	}
+	warn_exempt_unsupported(&sv);
 	sv.fl = epg_fl_state_new();
 	if (!sv.fl) {
 		rc = set_err(err, -ENOMEM, "out of memory");
@@ -600,6 +616,7 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 				logmsg("reload failed, the running policy stays: %s", aerr.msg);
 			} else {
 				logmsg("reloaded %zu document(s)", o->n_config);
+				warn_exempt_unsupported(&sv);
 			}
 		}
 		if (sig == SIGUSR1 && sv.flow_out && sv.flow_out != stdout) {
