@@ -233,6 +233,17 @@ static __always_inline __u8 epg_ct_next_state(__u8 state, __u8 flags, int from_i
 	return state;
 }
 
+/* A packet's counts and TCP flags, added to its flow's direction. */
+static __always_inline void epg_ct_count(struct epg_ct_val *v, const struct epg_pkt *p, __u32 dir,
+					 const struct epg_counter *n)
+{
+	if (dir < EPG_DIR_MAX) {
+		__sync_fetch_and_add(&v->packets[dir], n->packets);
+		__sync_fetch_and_add(&v->bytes[dir], n->bytes);
+		v->tcp_flags[dir] |= p->tcp_flags;
+	}
+}
+
 /* Account a packet to its flow and move the state on. */
 static __always_inline void epg_ct_update(struct epg_ct_val *v, const struct epg_pkt *p,
 					  __u32 dir, int from_init, const struct epg_counter *n, __u64 now,
@@ -240,11 +251,7 @@ static __always_inline void epg_ct_update(struct epg_ct_val *v, const struct epg
 {
 	__u8 state = epg_ct_next_state(v->state, p->tcp_flags, from_init, v->replies);
 
-	if (dir < EPG_DIR_MAX) {
-		__sync_fetch_and_add(&v->packets[dir], n->packets);
-		__sync_fetch_and_add(&v->bytes[dir], n->bytes);
-		v->tcp_flags[dir] |= p->tcp_flags;
-	}
+	epg_ct_count(v, p, dir, n);
 	if (!from_init && v->replies < 255)
 		v->replies++;
 	if (state != v->state) { /* the timeouts are read only then */
@@ -325,11 +332,8 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 		 * go to that idle flow, which is removed when next met. */
 		struct epg_ct_val *o = bpf_map_lookup_elem(&epg_ct, k);
 
-		if (o && dir < EPG_DIR_MAX) {
-			__sync_fetch_and_add(&o->packets[dir], n->packets);
-			__sync_fetch_and_add(&o->bytes[dir], n->bytes);
-			o->tcp_flags[dir] |= p->tcp_flags;
-		}
+		if (o)
+			epg_ct_count(o, p, dir, n);
 	}
 	return 0;
 }

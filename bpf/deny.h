@@ -52,16 +52,13 @@ static __always_inline int epg_deny_cacheable(const struct epg_pkt *p)
 
 /* After EPG_DENY_BACKOFF lookups in a row found nothing (a flood of new
  * flows, which the cache cannot help), only one packet in EPG_DENY_BACKOFF
- * is looked up, and remembered, until one is found: is this one? Inline,
- * so that the others cost no call. */
-static __always_inline int epg_deny_worth_it(void)
+ * is looked up, and remembered, until one is found: is this one? (A skipped
+ * one still counts in the run; the caller counts the rest.) Inline, so that
+ * the skipped ones cost no call. */
+static __always_inline int epg_deny_worth_it(struct epg_scratch *scr)
 {
-	struct epg_scratch *scr = epg_scratch_get();
-	__u32 misses;
+	__u32 misses = scr->deny_misses;
 
-	if (!scr)
-		return 0;
-	misses = scr->deny_misses;
 	if (misses >= EPG_DENY_BACKOFF && (misses & (EPG_DENY_BACKOFF - 1))) {
 		scr->deny_misses = misses + 1;
 		return 0;

@@ -70,35 +70,32 @@ static __always_inline int epg_verdict(const struct epg_pkt *p, int flowlog, __u
 	return epg_finish(ep_slot, dir, reason, rule, n);
 }
 
-/* The network ACL denies the packet: dropped (and remembered, when
- * remember: see deny.h), unless its peer is exempt (then passed as
+/* The network ACL denies the packet: dropped (and remembered in the deny
+ * cache when its lookup missed), unless its peer is exempt (then passed as
  * not_enforced, no ACL entry counted). */
 static __always_inline int epg_acl_drop(const struct epg_pkt *p, int flowlog, __u32 ep_slot,
 					__u32 dir, __u32 acl_slot, const struct epg_counter *n,
-					int exempt, int remember, __u32 stamp)
+					int exempt, __u32 stamp)
 {
 	if (exempt)
 		return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_NOT_ENFORCED, EPG_NO_RULE_SLOT, n);
-	if (remember)
+	if (epg_deny_pending(p))
 		epg_deny_remember(p, stamp, ep_slot, EPG_R_ACL | dir << 8, acl_slot);
 	return epg_verdict(p, flowlog, ep_slot, dir, EPG_R_ACL, acl_slot, n);
 }
 
 /* A packet the deny cache remembers (deny.h): its verdict replayed and
  * counted as judging it counted; -1 when not remembered under this stamp
- * (then its deny is to be). Counts the run of lookups that found nothing
- * (epg_deny_worth_it). A global function, so its locals stay off decide's
- * stack. */
+ * (then its deny is to be). A global function, so its locals stay off
+ * decide's stack. */
 __noinline int epg_deny_replay(struct epg_pkt *p, __u32 stamp, int flowlog,
 			       const struct epg_counter *n)
 {
-	struct epg_scratch *scr = epg_scratch_get();
 	const struct epg_deny_entry *e;
 
-	if (!p || !n || !scr)
+	if (!p || !n)
 		return -1;
 	e = epg_deny_find(p, stamp);
-	scr->deny_misses = e ? 0 : scr->deny_misses + 1;
 	if (!e)
 		return -1;
 	return epg_verdict(p, flowlog, e->ep_slot, e->dir, e->reason, e->slot, n);
@@ -207,14 +204,18 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 				dir = flow->cls_dir[ori & 1] & 1;
 				ep = &epv;
 			}
-		} else if (tracked && (p->remember & EPG_DENY_ON) && epg_deny_cacheable(p) &&
-			   epg_deny_worth_it()) {
+		} else if (tracked && (p->remember & EPG_DENY_ON) && epg_deny_cacheable(p)) {
 			/* no flow: a deny remembered under this policy stands
 			 * (judged with a flow, a deny is never remembered) */
-			int v = epg_deny_replay(pkt, cls_gen, flowlog, n);
+			struct epg_scratch *scr = epg_scratch_get();
 
-			if (v >= 0)
-				return v;
+			if (scr && epg_deny_worth_it(scr)) {
+				int v = epg_deny_replay(pkt, cls_gen, flowlog, n);
+
+				scr->deny_misses = v >= 0 ? 0 : scr->deny_misses + 1;
+				if (v >= 0)
+					return v;
+			}
 		}
 	}
 	if (!ep) {
@@ -279,7 +280,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_INGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 1, n, &acl_slot))
 		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
-				    epg_exempt_peer(exempt, gen, p, dir), epg_deny_pending(p), cls_gen);
+				    epg_exempt_peer(exempt, gen, p, dir), cls_gen);
 
 	rule = EPG_NO_RULE_SLOT;
 	if (flow) {
@@ -309,7 +310,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (acl != EPG_SET_NONE && !acl_cached && dir == EPG_DIR_EGRESS &&
 	    epg_acl_denies(epg_sel(acl, dir), p, 0, n, &acl_slot))
 		return epg_acl_drop(p, flowlog, ep->ep_slot, dir, acl_slot, n,
-				    epg_exempt_peer(exempt, gen, p, dir), epg_deny_pending(p), cls_gen);
+				    epg_exempt_peer(exempt, gen, p, dir), cls_gen);
 	if (acl == EPG_SET_NONE || !cacheable)
 		acl_gen = 0;
 

@@ -321,16 +321,6 @@ static size_t plan_bits(const struct epg_plan *plan, int dir)
 	return n;
 }
 
-/* Exempt peers on programs that predate them: applied, but ignored there
- * until the programs are replaced. Said, with what to do. */
-static void warn_exempt_unsupported(struct epg_maps *m, const struct epg_plan *plan)
-{
-	char msg[640];
-
-	if (plan->n_exempt && epg_exempt_warning(m, msg, sizeof(msg)) > 0)
-		fprintf(stderr, "epgate: warning: %s\n", msg);
-}
-
 static int cmd_apply(int argc, char **argv)
 {
 	static const struct option extra[] = { { "check", no_argument, NULL, 'c' }, { 0 } };
@@ -380,7 +370,12 @@ static int cmd_apply(int argc, char **argv)
 			printf("applied generation %llu: %zu interface endpoints, %zu inbound and %zu outbound rule entries\n",
 			       (unsigned long long)meta.generation, plan.n_eps,
 			       plan_bits(&plan, EPG_DIR_INGRESS), plan_bits(&plan, EPG_DIR_EGRESS));
-			warn_exempt_unsupported(&m, &plan);
+			/* exempt peers on programs that predate them: applied,
+			 * but ignored there until the programs are replaced */
+			char msg[640];
+
+			if (epg_exempt_warning(&m, msg, sizeof(msg)) > 0)
+				fprintf(stderr, "epgate: warning: %s\n", msg);
 		}
 		epg_maps_close(&m);
 	}

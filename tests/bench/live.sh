@@ -240,26 +240,6 @@ rx_clean() { # nothing attached, no rules: what every configuration starts from
 	[ "$xdp" = 0 ] && [ "$rules" = 0 ]
 }
 
-# The deny cache on or off: EPG_META_NO_DENY_CACHE (8) in epg_meta's flags,
-# byte 24 of its value, every other byte written back as read (applies keep
-# flags they do not own, so each epgate configuration sets it either way),
-# then read back.
-deny_cache() { # on | off
-	local j f want
-	local -a v
-	j=$(in_rx bpftool -j map lookup pinned "$PIN/epg_meta" key 0 0 0 0) || return 1
-	mapfile -t v < <(jq -r '.value[]' <<<"$j")
-	[ "${#v[@]}" = 32 ] || { log "epg_meta: ${#v[@]} bytes, not 32"; return 1; }
-	f=$((v[24]))
-	if [ "$1" = off ]; then f=$((f | 8)); else f=$((f & 0xf7)); fi
-	v[24]=$(printf '0x%02x' "$f")
-	in_rx bpftool map update pinned "$PIN/epg_meta" key 0 0 0 0 value "${v[@]}" || return 1
-	want=$f
-	j=$(in_rx bpftool -j map lookup pinned "$PIN/epg_meta" key 0 0 0 0) || return 1
-	f=$(($(jq -r '.value[24]' <<<"$j")))
-	[ "$f" = "$want" ] || { log "epg_meta flags: $f after writing $want"; return 1; }
-}
-
 cfg_up() {
 	local cfg=$1
 	rx_clean || { FAILS+=("before $cfg: the receiver is not clean (XDP program or rules left)"); return 1; }
@@ -268,7 +248,9 @@ cfg_up() {
 	floor) ip -n "$NS_RX" link set dev "$IF_RX" xdpdrv obj "$DROP_OBJ" sec xdp ;;
 	epgate | epgate-nocache)
 		epg attach "$IF_RX" --mode native >/dev/null && epg apply "$CONF" >/dev/null &&
-			if [ "$cfg" = epgate ]; then deny_cache on; else deny_cache off; fi ;;
+			# the deny cache on or off (EPG_META_NO_DENY_CACHE, 8): set
+			# either way, as the pins and the flag outlive a configuration
+			bash scripts/meta-flag.sh "$PIN" 8 "$([ "$cfg" = epgate ] && echo clear || echo set)" ;;
 	nft-netdev) in_rx nft -f "$OUT/live-rules.nft-netdev.nft" ;;
 	nft-inet) in_rx nft -f "$OUT/live-rules.nft-inet.nft" ;;
 	iptables) in_rx iptables-restore -w 5 "$OUT/live-rules.iptables" ;;

@@ -236,19 +236,12 @@ if [ -z "$bad" ]; then
 else
 	fail "status agrees with ip -d link show" "$bad"
 fi
-# The deny cache: on unless its diagnostics flag (8, byte 24 of epg_meta's
-# value) is set, which status shows.
-meta_flags() { # SET|CLEAR: the flag written with bpftool, every other byte kept
-	local -a v
-	mapfile -t v < <(bpftool -j map lookup pinned "$EPG_PIN/epg_meta" key 0 0 0 0 | jq -r '.value[]')
-	[ "${#v[@]}" = 32 ] || return 1
-	if [ "$1" = SET ]; then v[24]=$(printf '0x%02x' $((v[24] | 8))); else v[24]=$(printf '0x%02x' $((v[24] & 0xf7))); fi
-	bpftool map update pinned "$EPG_PIN/epg_meta" key 0 0 0 0 value "${v[@]}"
-}
+# The deny cache: on unless its diagnostics flag (8) is set, which status shows.
+meta_flags() { bash scripts/meta-flag.sh "$EPG_PIN" 8 "$1"; }
 dc_on=$(jq -r '.deny_cache' <<<"$st" 2>/dev/null)
-meta_flags SET && dc_off=$(status_json | jq -r '.deny_cache' 2>/dev/null) &&
+meta_flags set && dc_off=$(status_json | jq -r '.deny_cache' 2>/dev/null) &&
 	dc_text=$(epgate status 2>/dev/null | grep -c '^deny cache: off')
-meta_flags CLEAR && dc_back=$(status_json | jq -r '.deny_cache' 2>/dev/null)
+meta_flags clear && dc_back=$(status_json | jq -r '.deny_cache' 2>/dev/null)
 if [ "$dc_on" = on ] && [ "$dc_off" = off ] && [ "$dc_text" = 1 ] && [ "$dc_back" = on ]; then
 	pass "status: deny_cache on; off while its diagnostics flag is set (and said in the text form); on again"
 else

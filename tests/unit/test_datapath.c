@@ -446,15 +446,21 @@ static struct pkt_spec udp4(const char *s, uint16_t sp, const char *d, uint16_t 
 }
 
 /* The flow of a packet spec, read from the map. */
-/* As serve --flow-log turns it on and off. */
-static void set_flowlog(bool on)
+/* A flag of epg_meta set or cleared, as serve --flow-log (EPG_META_FLOWLOG)
+ * or an operator with bpftool (EPG_META_NO_DENY_CACHE) would. */
+static void set_meta_flag(uint32_t flag, bool on)
 {
 	struct epg_meta meta;
 	uint32_t zero = 0;
 
 	CHECK_EQ(bpf_map_lookup_elem(maps.meta, &zero, &meta), 0, "read epg_meta");
-	meta.flags = on ? (meta.flags | EPG_META_FLOWLOG) : (meta.flags & ~EPG_META_FLOWLOG);
+	meta.flags = on ? (meta.flags | flag) : (meta.flags & ~flag);
 	CHECK_EQ(bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY), 0, "write epg_meta");
+}
+
+static void set_flowlog(bool on)
+{
+	set_meta_flag(EPG_META_FLOWLOG, on);
 }
 
 /* The flows the datapath handed to the flow logs since the last call. */
@@ -858,14 +864,22 @@ static int deny_cache_entries(uint32_t *slot, struct epg_deny_entry *out)
 	return found;
 }
 
-static void set_meta_flag(uint32_t flag, bool on)
+/* A remembered deny changed by hand on every CPU: e, with reason and no ACL
+ * entry. What the next lookup of that packet finds, and counts. */
+static void deny_cache_change(uint32_t slot, const struct epg_deny_entry *e, int reason,
+			      const char *name)
 {
-	struct epg_meta meta;
-	uint32_t zero = 0;
+	int n = libbpf_num_possible_cpus();
+	struct epg_deny_entry *v = calloc((size_t)n, sizeof(*v));
 
-	CHECK_EQ(bpf_map_lookup_elem(maps.meta, &zero, &meta), 0, "read epg_meta");
-	meta.flags = on ? (meta.flags | flag) : (meta.flags & ~flag);
-	CHECK_EQ(bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY), 0, "write epg_meta");
+	for (int c = 0; v && c < n; c++) {
+		v[c] = *e;
+		v[c].reason = (uint8_t)reason;
+		v[c].slot = EPG_NO_RULE_SLOT;
+	}
+	CHECK(v && !bpf_map_update_elem(bpf_map__fd(skel->maps.epg_deny_cache), &slot, v, BPF_ANY),
+	      "%s: change the memory", name);
+	free(v);
 }
 
 static void deny_cache_cases(void);
@@ -906,16 +920,7 @@ static void replayed(const char *name, const struct pkt_spec *spec, const char *
 	CHECK_EQ((int)e.ep_slot, ep_slot(ep), "%s: its endpoint", name);
 	CHECK_EQ((int)e.slot, acl_entry ? acl : (int)EPG_NO_RULE_SLOT, "%s: its ACL entry", name);
 
-	int fd = bpf_map__fd(skel->maps.epg_deny_cache);
-	struct epg_deny_entry *v = calloc((size_t)n, sizeof(*v));
-
-	for (int c = 0; v && c < n; c++) {
-		v[c] = e;
-		v[c].reason = (uint8_t)marker;
-		v[c].slot = EPG_NO_RULE_SLOT;
-	}
-	CHECK(v && !bpf_map_update_elem(fd, &slot, v, BPF_ANY), "%s: change the memory", name);
-	free(v);
+	deny_cache_change(slot, &e, marker, name);
 	snprintf(what, sizeof(what), "%s (memory changed by hand: what decides)", name);
 	step(what, spec, XDP_DROP, ep, dir, marker, NULL);
 	free(deny_cache(true, &n));
@@ -990,17 +995,8 @@ static void deny_cache_cases(void)
 	int kept = deny_cache_entries(&slot, &e);
 
 	CHECK_EQ(kept, 1, "backoff: one deny remembered");
-	if (kept == 1) {
-		int fd = bpf_map__fd(skel->maps.epg_deny_cache);
-		struct epg_deny_entry *v = calloc((size_t)n, sizeof(*v));
-
-		for (int c = 0; v && c < n; c++) {
-			v[c] = e;
-			v[c].reason = EPG_R_TCP_NO_FLOW;
-		}
-		CHECK(v && !bpf_map_update_elem(fd, &slot, v, BPF_ANY), "backoff: change the memory");
-		free(v);
-	}
+	if (kept == 1)
+		deny_cache_change(slot, &e, EPG_R_TCP_NO_FLOW, "backoff");
 	step("backoff: the 18th is not looked up: judged in full", &y1, XDP_DROP, "vpce-aaaa", IN,
 	     EPG_R_NO_RULE, NULL);
 	for (int i = 0; i < 14; i++, sport++) {
@@ -1169,13 +1165,8 @@ static void rejected_flow_tests(void)
 	struct epg_rej_key k = { .proto = IPPROTO_TCP, .family = AF_INET, .dir = EPG_DIR_INGRESS };
 	struct epg_rej_val v;
 
-	struct epg_meta meta;
-	uint32_t zero = 0;
-
 	ct_flush();
-	bpf_map_lookup_elem(maps.meta, &zero, &meta);
-	meta.flags |= EPG_META_FLOWLOG; /* as serve --flow-log sets it */
-	bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY);
+	set_flowlog(true);
 	inet_pton(AF_INET, "198.18.1.1", k.src);
 	inet_pton(AF_INET, A4, k.dst);
 	k.sport = htons(43000);
@@ -1188,10 +1179,7 @@ static void rejected_flow_tests(void)
 	CHECK_EQ(v.reason, EPG_R_NO_RULE, "with its reason");
 	CHECK_EQ(v.tcp_flags, SYN, "and its TCP flags");
 	CHECK(v.last_ns >= v.first_ns && v.first_ns > 0, "first and last seen");
-	meta.flags &= ~EPG_META_FLOWLOG;
-	bpf_map_lookup_elem(maps.meta, &zero, &meta);
-	meta.flags &= ~EPG_META_FLOWLOG;
-	bpf_map_update_elem(maps.meta, &zero, &meta, BPF_ANY);
+	set_flowlog(false);
 	bpf_map_delete_elem(maps.rej, &k);
 	step("without a flow log, rejects are not recorded", &syn, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
 	CHECK(bpf_map_lookup_elem(maps.rej, &k, &v) != 0, "no entry in epg_rej");
@@ -1813,9 +1801,17 @@ static void exempt_support(void)
 	CHECK_EQ(epg_exempt_unsupported(&maps, found, sizeof(found)), 1, "one program predates exempt peers");
 	CHECK(!strcmp(found, want), "named: '%s' (want '%s')", found, want);
 	char msg[640] = "";
+	struct epg_meta meta;
+	uint32_t zero = 0, exempt_flag;
 
+	bpf_map_lookup_elem(maps.meta, &zero, &meta);
+	exempt_flag = EPG_META_EXEMPT << (meta.active_gen & 1);
+	CHECK_EQ(epg_exempt_warning(&maps, msg, sizeof(msg)), 0,
+		 "no warning while the active policy has no exempt peers");
+	set_meta_flag(exempt_flag, true); /* as an apply with exempt peers leaves it */
 	CHECK(epg_exempt_warning(&maps, msg, sizeof(msg)) == 1 && strstr(msg, want) &&
 	      strstr(msg, "epgate attach IFACE --replace"), "the warning names it and what to do: %s", msg);
+	set_meta_flag(exempt_flag, false);
 	bpf_map_delete_elem(maps.ifaces, &k_old);
 	bpf_map_delete_elem(maps.ifaces, &k_new);
 	close(old_fd);

@@ -347,9 +347,15 @@ int epg_exempt_unsupported(struct epg_maps *m, char *names, size_t size)
 
 int epg_exempt_warning(struct epg_maps *m, char *msg, size_t size)
 {
+	struct epg_meta meta;
+	uint32_t zero = 0;
 	char names[400];
-	int n = epg_exempt_unsupported(m, names, sizeof(names));
+	int n;
 
+	if (bpf_map_lookup_elem(m->meta, &zero, &meta) ||
+	    !(meta.flags & (EPG_META_EXEMPT << (meta.active_gen & 1))))
+		return 0;
+	n = epg_exempt_unsupported(m, names, sizeof(names));
 	if (n > 0)
 		snprintf(msg, size, "EpgateSettings.ExemptPeers: %d attached program%s predate%s exempt "
 			 "peers and ignore them: %s; run `epgate attach IFACE --replace` on each",

@@ -89,7 +89,8 @@ int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct ep
  * epg_exempt: built before exempt peers, they ignore them. Returns how many;
  * names gets "IFACE (XDP program ID), ..." (truncated to size). */
 int epg_exempt_unsupported(struct epg_maps *m, char *names, size_t size);
-/* The same as a warning to show (msg), with what to do; returns how many. */
+/* The same as a warning to show (msg), with what to do, when the active
+ * policy has exempt peers; returns how many (0: nothing to say). */
 int epg_exempt_warning(struct epg_maps *m, char *msg, size_t size);
 
 /* Counter snapshots, summed over CPUs. */

@@ -216,13 +216,9 @@ static int apply_config(struct serve *sv, struct epg_error *err)
  * (which replace other builds' programs) and after each reload. */
 static void warn_exempt_unsupported(struct serve *sv)
 {
-	struct epg_meta meta;
-	uint32_t zero = 0;
 	char msg[640];
 
-	if (!bpf_map_lookup_elem(sv->maps.meta, &zero, &meta) &&
-	    (meta.flags & (EPG_META_EXEMPT << (meta.active_gen & 1))) &&
-	    epg_exempt_warning(&sv->maps, msg, sizeof(msg)) > 0)
+	if (epg_exempt_warning(&sv->maps, msg, sizeof(msg)) > 0)
 		logmsg("warning: %s", msg);
 }
 
