@@ -357,35 +357,47 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(epg_xdp);
 
-/* Parsing, also a global function of its own for the same reason. */
-__noinline int epg_parse_xdp(struct xdp_md *ctx, struct epg_pkt *p, __u64 len)
+/* Parsing the rest, also a global function of its own for the same reason
+ * (l2, proto: what epg_locate found). */
+__noinline int epg_parse_xdp(struct xdp_md *ctx, struct epg_pkt *p, __u64 len, __u32 l2,
+			     __u32 proto)
 {
 	if (!p)
 		return EPG_PARSE_NOT_IP;
-	return epg_parse(p, (void *)(long)ctx->data, (void *)(long)ctx->data_end, len);
+	return epg_parse(p, (void *)(long)ctx->data, (void *)(long)ctx->data_end, len, l2,
+			 (__be16)proto);
 }
 
-__noinline int epg_parse_skb(struct __sk_buff *skb, struct epg_pkt *p)
+__noinline int epg_parse_skb(struct __sk_buff *skb, struct epg_pkt *p, __u32 l2, __u32 proto)
 {
 	if (!p)
 		return EPG_PARSE_NOT_IP;
-	return epg_parse(p, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->len);
+	return epg_parse(p, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, l2,
+			 (__be16)proto);
 }
 
 /* xdp.frags: multi-buffer frames (jumbo MTU) are accepted; the headers the
- * parser reads are in the first buffer, the byte count is the whole frame. */
+ * parser reads are in the first buffer, the byte count is the whole frame.
+ * What passes untouched (most packets) is found before struct epg_pkt is
+ * even zeroed. */
 SEC("xdp.frags")
 int epg_xdp(struct xdp_md *ctx)
 {
 	__u64 len = bpf_xdp_get_buff_len(ctx);
-	struct epg_pkt p = {};
-	int rc = epg_parse_xdp(ctx, &p, len);
 	struct epg_counter n = { .packets = 1, .bytes = len };
+	__u32 l2 = 0;
+	__be16 proto = 0;
+	int rc = epg_locate((void *)(long)ctx->data, (void *)(long)ctx->data_end, &l2, &proto);
 
 	if (epg_passes_untouched(rc, &n))
 		return XDP_PASS;
-	return epg_decide(&p, rc, len, ctx->ingress_ifindex) == EPG_DROP ?
-	       XDP_DROP : XDP_PASS;
+	{
+		struct epg_pkt p = {};
+
+		rc = epg_parse_xdp(ctx, &p, len, l2, proto);
+		return epg_decide(&p, rc, len, ctx->ingress_ifindex) == EPG_DROP ?
+		       XDP_DROP : XDP_PASS;
+	}
 }
 
 /* Headers the parser may read: Ethernet, 2 VLAN tags, IPv6 with extension
@@ -397,6 +409,8 @@ int epg_tc_egress(struct __sk_buff *skb)
 {
 	struct epg_pkt p = {};
 	struct epg_counter n;
+	__u32 l2 = 0;
+	__be16 proto = 0;
 	int rc;
 
 	if (skb->ingress_ifindex) {
@@ -407,7 +421,9 @@ int epg_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	bpf_skb_pull_data(skb, skb->len < EPG_TC_PULL ? skb->len : EPG_TC_PULL);
-	rc = epg_parse_skb(skb, &p);
+	rc = epg_locate((void *)(long)skb->data, (void *)(long)skb->data_end, &l2, &proto);
+	if (rc == EPG_PARSE_OK)
+		rc = epg_parse_skb(skb, &p, l2, proto);
 	/* after the parse, which measured the headers each segment repeats */
 	epg_skb_segments(skb, &p);
 	n = epg_amount(&p, skb->len);

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Packet parser. Contract:
- *  - epg_parse() fills struct epg_pkt and returns EPG_PARSE_OK, or
- *    EPG_PARSE_NOT_IP when the frame cannot be classified (not IPv4/IPv6, VLAN
- *    stack deeper than EPG_VLAN_MAX, too short to hold both addresses): such
- *    frames are never endpoint traffic and pass untouched;
- *  - or a reason (enum epg_reason) when both addresses were read but the rest
- *    is malformed: the caller drops it if it is endpoint traffic.
- *  - EPG_PARSE_OTHER when neither address is in the endpoint filter: the
- *    rest is not parsed, the frame passes untouched.
+ * Packet parser, in two steps. Contract:
+ *  - epg_locate() finds the IP header and reads its addresses only. It
+ *    returns EPG_PARSE_NOT_IP when the frame cannot be classified (not
+ *    IPv4/IPv6, VLAN stack deeper than EPG_VLAN_MAX, too short to hold both
+ *    addresses): such frames are never endpoint traffic and pass untouched;
+ *    EPG_PARSE_OTHER when neither address is in the endpoint filter: the
+ *    frame passes untouched too; else EPG_PARSE_OK.
+ *  - then epg_parse() fills struct epg_pkt and returns EPG_PARSE_OK, or a
+ *    reason (enum epg_reason) when the rest is malformed: the caller drops
+ *    it if it is endpoint traffic.
  *  - struct epg_pkt comes zeroed; what a packet does not have stays 0.
  *  - Addresses and port bytes are in network byte order, as in the packet.
  *  - Every read is preceded by a bounds check against data_end.
@@ -281,8 +282,6 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 
 	if ((void *)(ip + 1) > data_end)
 		return EPG_PARSE_NOT_IP;
-	if (!epg_maybe_endpoint(AF_INET, &ip->saddr, &ip->daddr))
-		return EPG_PARSE_OTHER;
 	p->family = AF_INET;
 	__builtin_memcpy(p->saddr, &ip->saddr, 4);
 	__builtin_memcpy(p->daddr, &ip->daddr, 4);
@@ -336,8 +335,6 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 
 	if ((void *)(ip6 + 1) > data_end)
 		return EPG_PARSE_NOT_IP;
-	if (!epg_maybe_endpoint(AF_INET6, &ip6->saddr, &ip6->daddr))
-		return EPG_PARSE_OTHER;
 	p->family = AF_INET6;
 	p->hop_limit = ip6->hop_limit;
 	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
@@ -410,37 +407,74 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 	return epg_parse_l4(p, cur, end, data_end, l2 + off);
 }
 
-/* len: the whole frame's length, of which data .. data_end is the part
- * that can be read (at least the headers). */
-static __always_inline int epg_parse(struct epg_pkt *p, void *data, void *data_end, __u64 len)
+/* The Ethernet header and up to EPG_VLAN_MAX tags cost at most this much. */
+#define EPG_L2_MAX (14 + 4 * EPG_VLAN_MAX)
+
+/* An IP header of hdr bytes at nh, its source address at saddr, of alen
+ * bytes, the destination right after it. */
+static __always_inline int epg_locate_ip(__u32 family, void *nh, void *data_end, __u32 hdr,
+					 __u32 saddr, __u32 alen)
+{
+	if (nh + hdr > data_end)
+		return EPG_PARSE_NOT_IP;
+	return epg_maybe_endpoint(family, nh + saddr, nh + saddr + alen) ?
+	       EPG_PARSE_OK : EPG_PARSE_OTHER;
+}
+
+/*
+ * Step one, for every packet: where the IP header starts (*l2, its
+ * EtherType in *proto), and whether either address could be an endpoint's.
+ * Returns EPG_PARSE_OK when the packet is to be parsed (epg_parse), else
+ * EPG_PARSE_NOT_IP or EPG_PARSE_OTHER: it passes untouched, and nothing was
+ * written anywhere (the entry points zero struct epg_pkt only after this).
+ */
+static __always_inline int epg_locate(void *data, void *data_end, __u32 *l2, __be16 *proto)
 {
 	struct ethhdr *eth = data;
 	void *nh = eth + 1;
-	__u64 l2 = sizeof(*eth);
-	__be16 proto;
+	__u32 off = sizeof(*eth);
+	__be16 type;
 	int i;
 
 	if (nh > data_end)
 		return EPG_PARSE_NOT_IP;
-	proto = eth->h_proto;
+	type = eth->h_proto;
 
 	for (i = 0; i < EPG_VLAN_MAX; i++) {
 		struct epg_vlan_hdr *vh = nh;
 
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+		if (type != bpf_htons(ETH_P_8021Q) && type != bpf_htons(ETH_P_8021AD))
 			break;
 		if ((void *)(vh + 1) > data_end)
 			return EPG_PARSE_NOT_IP;
-		proto = vh->proto;
+		type = vh->proto;
 		nh = vh + 1;
-		l2 += sizeof(*vh);
+		off += sizeof(*vh);
 	}
+	*l2 = off;
+	*proto = type;
+	if (type == bpf_htons(ETH_P_IP))
+		return epg_locate_ip(AF_INET, nh, data_end, sizeof(struct iphdr),
+				     __builtin_offsetof(struct iphdr, saddr), 4);
+	if (type == bpf_htons(ETH_P_IPV6))
+		return epg_locate_ip(AF_INET6, nh, data_end, sizeof(struct ipv6hdr),
+				     __builtin_offsetof(struct ipv6hdr, saddr), 16);
+	return EPG_PARSE_NOT_IP;
+}
 
+/* Step two, for a packet epg_locate found (l2, proto: what it found). len:
+ * the whole frame's length, of which data .. data_end is the part that can
+ * be read (at least the headers). */
+static __always_inline int epg_parse(struct epg_pkt *p, void *data, void *data_end, __u64 len,
+				     __u32 l2, __be16 proto)
+{
+	if (l2 > EPG_L2_MAX) /* as it was found: said again for the verifier */
+		return EPG_PARSE_NOT_IP;
 	len = len > l2 ? len - l2 : 0;
 	if (proto == bpf_htons(ETH_P_IP))
-		return epg_parse_ipv4(p, nh, data_end, len, (__u32)l2);
+		return epg_parse_ipv4(p, data + l2, data_end, len, l2);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return epg_parse_ipv6(p, nh, data_end, len, (__u32)l2);
+		return epg_parse_ipv6(p, data + l2, data_end, len, l2);
 	return EPG_PARSE_NOT_IP;
 }
 
