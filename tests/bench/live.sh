@@ -15,7 +15,9 @@
 #   established   to the allowed port, on a flow made established first by a
 #                 real exchange (a datagram and its reply): epgate `tracked`,
 #                 netfilter `ct state established`
-# Policy: one EC2 JSON config (written to $BUILD/bench/live-config.json);
+# Policy: one EC2 JSON config (written to $BUILD/bench/live-config.json):
+# the endpoint's security group and its subnet's network ACL, which every
+# packet meets first (the floods pass it and meet the group);
 # epgate applies it, tests/bench/sg2rules.sh turns the same file into the
 # nftables and iptables rules (copies in $BUILD/bench/live-rules.*).
 #
@@ -223,7 +225,24 @@ cat >"$CONF" <<EOF
       {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8090,
        "IpRanges": [{"CidrIp": "198.19.0.0/16"}, {"CidrIp": "198.18.64.0/18"}]}
     ],
-    "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "198.18.0.0/15"}]}]}]
+    "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "198.18.0.0/15"}]}]}],
+  "NetworkAcls": [{
+    "NetworkAclId": "acl-0be0c0be0c0be0c01", "IsDefault": false, "OwnerId": "111122223333",
+    "VpcId": "vpc-0be0c0be0c0be0c01",
+    "Associations": [{"NetworkAclAssociationId": "aclassoc-0be0c0be", "NetworkAclId": "acl-0be0c0be0c0be0c01",
+                      "SubnetId": "subnet-0be0c0be0c0be0c01"}],
+    "Entries": [
+      {"RuleNumber": 90, "Egress": false, "Protocol": "-1", "RuleAction": "deny", "CidrBlock": "198.18.251.0/24"},
+      {"RuleNumber": 100, "Egress": false, "Protocol": "6", "RuleAction": "allow", "CidrBlock": "198.18.0.0/15",
+       "PortRange": {"From": 443, "To": 443}},
+      {"RuleNumber": 110, "Egress": false, "Protocol": "17", "RuleAction": "allow", "CidrBlock": "$NET",
+       "PortRange": {"From": 1, "To": 65535}},
+      {"RuleNumber": 120, "Egress": false, "Protocol": "1", "RuleAction": "allow", "CidrBlock": "0.0.0.0/0",
+       "IcmpTypeCode": {"Type": -1, "Code": -1}},
+      {"RuleNumber": 32767, "Egress": false, "Protocol": "-1", "RuleAction": "deny", "CidrBlock": "0.0.0.0/0"},
+      {"RuleNumber": 100, "Egress": true, "Protocol": "-1", "RuleAction": "allow", "CidrBlock": "198.18.0.0/15"},
+      {"RuleNumber": 32767, "Egress": true, "Protocol": "-1", "RuleAction": "deny", "CidrBlock": "0.0.0.0/0"}
+    ]}]
 }
 EOF
 tests/bench/sg2rules.sh nft-netdev "$IF_RX" "$CONF" >"$OUT/live-rules.nft-netdev.nft" &&
