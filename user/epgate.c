@@ -145,6 +145,12 @@ struct cmd {
 
 static const struct cmd *find_cmd(const char *name);
 
+static int print_version(void)
+{
+	printf("epgate %s (ABI %d)\n", EPG_VERSION, EPG_ABI_VERSION);
+	return EXIT_SUCCESS;
+}
+
 static int parse_opts(const struct cmd *c, int argc, char **argv, const char *shortopts,
 		      const struct option *extra, size_t n_extra,
 		      int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx)
@@ -155,11 +161,12 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, const char *sh
 		{ "help", no_argument, NULL, 'h' },
 		{ "max-endpoints", required_argument, NULL, OPT_MAX_EPS },
 		{ "max-rules", required_argument, NULL, OPT_MAX_RULES },
+		{ "version", no_argument, NULL, 'V' },
 	};
 	char so[32];
 	int opt;
 
-	memcpy(opts + 5, extra, n_extra * sizeof(*extra));
+	memcpy(opts + 6, extra, n_extra * sizeof(*extra));
 	snprintf(so, sizeof(so), "vh%s", shortopts);
 	optind = 0; /* 0: GNU getopt starts over (permuting again) */
 	opterr = 0;
@@ -174,6 +181,8 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, const char *sh
 		case 'h':
 			printf("Usage: epgate %s %s\n\n%s", c->name, c->synopsis, c->help);
 			return EXIT_SUCCESS;
+		case 'V':
+			return print_version();
 		case '?':
 			return usage_error(c->name, "unknown option or missing argument: %s",
 					   argv[optind - 1]);
@@ -226,6 +235,8 @@ static int cmd_attach(int argc, char **argv)
 		return rc;
 	if (argc - optind != 1)
 		return usage_error("attach", "expected one interface name");
+	if (!epg_iface_index(argv[optind], &err)) /* before any pin is made */
+		return fail(-ENODEV, &err);
 	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_CREATE | EPG_OPEN_LOCK, &err);
 	if (rc)
 		return fail(rc, &err);
@@ -361,7 +372,12 @@ static int cmd_apply(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_CREATE | EPG_OPEN_LOCK, &err);
-	if (!rc) {
+	if (rc) { /* the pin directory's fault (not on bpffs: 2), as for every command */
+		epg_plan_free(&plan);
+		epg_config_free(&cfg);
+		return fail(rc, &err);
+	}
+	{
 		rc = epg_policy_apply(&m, &plan, &err);
 		if (!rc) {
 			uint32_t zero = 0;
@@ -381,6 +397,7 @@ static int cmd_apply(int argc, char **argv)
 	}
 	epg_plan_free(&plan);
 	epg_config_free(&cfg);
+	/* -EINVAL here: a map write the kernel refused, not the input */
 	return rc ? fail(rc == -EINVAL ? -EIO : rc, &err) : EXIT_SUCCESS;
 }
 
@@ -1232,8 +1249,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return EXIT_SUCCESS;
 		case 'V':
-			printf("epgate %s (ABI %d)\n", EPG_VERSION, EPG_ABI_VERSION);
-			return EXIT_SUCCESS;
+			return print_version();
 		default:
 			return usage_error(NULL, "unknown option or missing argument: %s",
 					   argv[optind - 1]);

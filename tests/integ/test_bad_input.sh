@@ -72,6 +72,20 @@ expect "apply --check of a bad document" "70000" E apply --check "$TMP/port.json
 expect "unknown command" "unknown command" E frobnicate
 expect "unknown option" "unknown option" E apply --frob "$TMP/ok.json"
 expect "attach: no such interface" "nosuch0 does not exist" E attach nosuch0
+F() { timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/fresh" "$@"; }
+expect "attach: no such interface, fresh pin directory" "nosuch0 does not exist" F attach nosuch0
+[ ! -e "$TMP/bpf/fresh" ] && ok "the failed attach left no pins behind" || ko "pins left: $(ls "$TMP/bpf/fresh")"
+mkdir -p "$TMP/plain"
+expect "apply: pin directory not on bpffs" "is not on a bpffs" \
+	timeout 30 "$EPG" --pin-dir "$TMP/plain/epgate" apply "$EX"/*.json
+expect "serve: a --listen that is no address" "--listen bogus" \
+	E serve --listen bogus --interface vb --config "$EX"/*.json
+expect "serve: a flow log it cannot open" "--flow-log $TMP/nodir/flows.log" \
+	E serve --flow-log "$TMP/nodir/flows.log" --interface vb --config "$EX"/*.json
+[ "$(ip -n "$NS" -j link show vb | jq '.[0].xdp // empty | length')" = "" ] &&
+	ok "serve with a bad option attached nothing to vb" || ko "serve attached to vb: $(ip -n "$NS" link show vb)"
+v=$(E status --version) && [ "$v" = "$("$EPG" --version)" ] && ok "status --version: $v" ||
+	ko "status --version: '$v', expected '$("$EPG" --version)'"
 expect "detach: not attached" "not attached" E detach va
 E attach va >/dev/null 2>&1 && ok "attach va" || ko "attach va"
 expect "attach twice" "already attached" E attach va

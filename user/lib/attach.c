@@ -462,12 +462,22 @@ static int xdp_detach_any(const struct epg_maps *m, struct xdp_program *prog, ui
 	return xdp_program__detach(prog, (int)ifindex, xmode, 0);
 }
 
+unsigned int epg_iface_index(const char *ifname, struct epg_error *err)
+{
+	unsigned int ifindex = if_nametoindex(ifname);
+
+	if (!ifindex)
+		set_err(err, -ENODEV, "interface %s does not exist in this network namespace (see ip link)",
+			ifname);
+	return ifindex;
+}
+
 int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode,
 	       struct epg_error *err)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = m->pin_dir);
 	enum xdp_attach_mode xmode = mode == EPG_MODE_SKB ? XDP_MODE_SKB : XDP_MODE_NATIVE;
-	uint32_t ifindex = if_nametoindex(ifname);
+	uint32_t ifindex = epg_iface_index(ifname, err);
 	struct epgate_bpf *skel = NULL;
 	uint32_t xdp_method = EPG_XDP_NETLINK, tc_method = EPG_TC_CLSACT;
 	struct xdp_program *prog;
@@ -476,8 +486,7 @@ int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode
 	bool busy;
 
 	if (!ifindex)
-		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace (see ip link)",
-			       ifname);
+		return -ENODEV;
 	forget_gone(m, NULL);
 	if (!bpf_map_lookup_elem(m->ifaces, &ifindex, &info) && attached_prog_id(ifindex, &info))
 		return set_err(err, -EEXIST, "%s: epgate is already attached (program %u, %s mode); detach it first to change the mode",

@@ -77,6 +77,9 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 		     struct epg_error *err);
 
 /* Attach / detach the XDP program. */
+/* The index of interface ifname, or 0 with err set (-ENODEV) when this
+ * network namespace has none of that name. */
+unsigned int epg_iface_index(const char *ifname, struct epg_error *err);
 int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode,
 	       struct epg_error *err);
 int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err);

@@ -310,15 +310,30 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, true);
 }
 
+/* --listen (NULL: the default) as an address: 0, or -EINVAL with err set. */
+static int check_listen(const char *listen, struct epg_error *err)
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+
+	if (!listen)
+		listen = EPG_DEFAULT_LISTEN;
+	if (epg_parse_listen(listen, &ss, &len))
+		return set_err(err, -EINVAL, "--listen %s: expected ADDR:PORT or [IPV6]:PORT", listen);
+	return 0;
+}
+
 static int start_http(struct serve *sv, struct epg_error *err)
 {
 	const char *listen = sv->o->listen ? sv->o->listen : EPG_DEFAULT_LISTEN;
 	struct sockaddr_storage ss;
 	unsigned len;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	int rc = check_listen(listen, err);
 
-	if (epg_parse_listen(listen, &ss, &len))
-		return set_err(err, -EINVAL, "--listen %s: expected ADDR:PORT or [IPV6]:PORT", listen);
+	if (rc)
+		return rc;
+	epg_parse_listen(listen, &ss, &len);
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	sv->http = MHD_start_daemon(flags, 0, NULL, NULL, handle, sv,
@@ -539,9 +554,22 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	rc = take_serve_lock(&sv, err);
 	if (rc)
 		return rc;
+	/* what the options name is checked before the policy or any
+	 * interface is touched: a mistyped option changes nothing */
+	sv.fl = epg_fl_state_new();
+	if (!sv.fl) {
+		rc = set_err(err, -ENOMEM, "out of memory");
+		goto out_lock;
+	}
+	rc = open_flow_log(&sv, err);
+	if (rc)
+		goto out_fl;
+	rc = check_listen(o->listen, err);
+	if (rc)
+		goto out_log;
 	rc = epg_maps_open(&sv.maps, o->pin_dir, EPG_OPEN_CREATE, err);
 	if (rc)
-		goto out_lock;
+		goto out_log;
 	rc = apply_config(&sv, err);
 	if (rc)
 		goto out_maps;
@@ -569,14 +597,6 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 			goto out_cfg;
 	}
 	warn_exempt_unsupported(&sv);
-	sv.fl = epg_fl_state_new();
-	if (!sv.fl) {
-		rc = set_err(err, -ENOMEM, "out of memory");
-		goto out_cfg;
-	}
-	rc = open_flow_log(&sv, err);
-	if (rc)
-		goto out_fl;
 	if (sv.flow_out) {
 		flow_log_baseline(&sv);
 		set_flowlog_flag(&sv, true);
@@ -590,8 +610,11 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	rc = start_http(&sv, err);
-	if (rc)
-		goto out_log;
+	if (rc) {
+		if (sv.flow_out) /* nobody drains the rejected flows now */
+			set_flowlog_flag(&sv, false);
+		goto out_cfg;
+	}
 	logmsg("running: pin directory %s, metrics on http://%s/metrics%s%s", o->pin_dir,
 	       o->listen ? o->listen : EPG_DEFAULT_LISTEN, o->flow_log ? ", flow logs to " : "",
 	       o->flow_log ? o->flow_log : "");
@@ -642,17 +665,17 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	}
 	MHD_stop_daemon(sv.http);
 	rc = 0;
+out_cfg:
+	free(sv.enis);
+	epg_config_free(&sv.cfg);
+out_maps:
+	epg_maps_close(&sv.maps);
 out_log:
 	if (sv.flow_out && sv.flow_out != stdout)
 		fclose(sv.flow_out);
 out_fl:
 	epg_fl_state_free(sv.fl);
 	free(sv.ended.v);
-out_cfg:
-	free(sv.enis);
-	epg_config_free(&sv.cfg);
-out_maps:
-	epg_maps_close(&sv.maps);
 out_lock:
 	if (sv.lock_fd >= 0) {
 		if (!rc)
