@@ -90,3 +90,21 @@ g3=$(gen)
 st=$(epgate status --json 2>/dev/null)
 [ "$(jq '.endpoints | length' <<<"$st")" = 1 ] && [ "$(jq '.rules' <<<"$st")" -ge 1 ] &&
 	pass "the policy is whole after the concurrent applies" || fail "status after concurrent applies: $st"
+
+# A policy that shrinks: 1,500 rules stored, then the small policy again.
+# apply looked the stored rules up in a table sized for the new policy's,
+# which filled up: it spun for ever, holding the pin directory's lock.
+# (1,000 inbound and 500 outbound: a ruleset holds 1,024 a direction)
+jq 'def hosts(n): [range(n) | {"CidrIp": "198.19.\(. / 256 | floor).\(. % 256)/32"}];
+	.SecurityGroups[0].IpPermissions += [{"IpProtocol": "tcp", "FromPort": 7, "ToPort": 7,
+	"IpRanges": hosts(1000)}] |
+	.SecurityGroups[0].IpPermissionsEgress += [{"IpProtocol": "tcp", "FromPort": 7, "ToPort": 7,
+	"IpRanges": hosts(500)}]' \
+	"$FIX/security-groups.json" >"$WORK/sg-big.json" || abort "cannot write the large policy"
+BIG=("$FIX/vpc-endpoints.json" "$FIX/network-interfaces.json" "$WORK/sg-big.json")
+r_big=$(epgate apply "${BIG[@]}" >/dev/null 2>&1 && epgate status --json 2>/dev/null | jq .rules)
+cmp_n "${r_big:-0}" -gt 1500 && pass "a policy of $r_big rules applied" || fail "the large policy: '$r_big' rules"
+r_small=$(EPG_CMD_TIMEOUT=30 epgate apply "${A[@]}" >/dev/null 2>&1 && epgate status --json 2>/dev/null | jq .rules)
+cmp_n "${r_small:-0}" -ge 1 && cmp_n "$r_small" -lt 100 &&
+	pass "then the small policy: applied within 30 s, $r_small rules" ||
+	fail "shrinking from $r_big rules: '$r_small' rules (apply hung or failed)"

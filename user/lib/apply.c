@@ -202,15 +202,20 @@ static int assign_rule_slots(struct epg_maps *m, const struct epg_plan *plan,
 			     struct slots *s)
 {
 	struct slot_table t = { 0 };
-	uint32_t next_free = 0;
+	uint32_t next_free = 0, stored = 0;
 	int rc;
 
 	rc = epg_read_array(m->rule_keys, m->max_rule_slots, sizeof(uint64_t), s->rule_key_old);
 	if (rc)
 		return rc;
+	/* the table holds the stored rules, which may be many more than the
+	 * plan's (a policy that shrinks): sized for the plan alone, it filled
+	 * up and the probe below never ended */
+	for (uint32_t i = 0; i < m->max_rule_slots; i++)
+		stored += s->rule_key_old[i] != 0;
 	s->new_rule_slots = calloc(plan->n_rules ? plan->n_rules : 1, sizeof(uint32_t));
 	s->rule_key = calloc(plan->n_rules ? plan->n_rules : 1, sizeof(uint64_t));
-	if (!s->new_rule_slots || !s->rule_key || table_init(&t, plan->n_rules)) {
+	if (!s->new_rule_slots || !s->rule_key || table_init(&t, stored)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -276,9 +281,11 @@ static bool map_full(int rc)
 	return rc == -E2BIG || rc == -ENOMEM || rc == -ENOSPC;
 }
 
+/* A full trie says -ENOSPC where a full hash says -E2BIG: either way the
+ * policy is too large (exit status 2). */
 static int full_err(struct epg_error *err, int rc, const char *what)
 {
-	return set_err(err, rc, "cannot write %s: %s%s", what, strerror(-rc),
+	return set_err(err, rc == -ENOSPC ? -E2BIG : rc, "cannot write %s: %s%s", what, strerror(-rc),
 		       map_full(rc) ? " (the map is full: the policy is larger than this build's limits in include/epgate/abi.h)" : "");
 }
 
