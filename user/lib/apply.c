@@ -892,8 +892,8 @@ static int plan_addrs(const struct epg_plan *plan, const struct slots *s,
 	return 0;
 }
 
-/* Make generation gen hold exactly a->want: write what differs, delete what
- * the new policy does not have. */
+/* Make generation gen hold exactly a->want: delete what the new policy does
+ * not have, then write what differs. */
 static int sync_gen(struct epg_maps *m, const struct addrs *a, uint32_t gen)
 {
 	const struct addr_ent *have = a->gen[gen];
@@ -923,9 +923,13 @@ static int sync_gen(struct epg_maps *m, const struct addrs *a, uint32_t gen)
 		i += c == 0;
 		j++;
 	}
-	rc = epg_map_put_many(m->addr, pk, pv, n_put, sizeof(*pk), sizeof(*pv));
+	/* what goes first: no packet reads generation gen now (it is the
+	 * next one, or the old one after the grace period), and the map holds
+	 * both generations, so writing first needed room for both old ones
+	 * and the new one at once */
+	rc = epg_map_del_many(m->addr, dk, n_del, sizeof(*dk));
 	if (!rc)
-		rc = epg_map_del_many(m->addr, dk, n_del, sizeof(*dk));
+		rc = epg_map_put_many(m->addr, pk, pv, n_put, sizeof(*pk), sizeof(*pv));
 out:
 	free(pk);
 	free(pv);

@@ -104,6 +104,14 @@ int epg_parse_listen(const char *s, struct sockaddr_storage *ss, unsigned *len)
 	return 0;
 }
 
+/* Is fd the file that path names now? */
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return !fstat(fd, &a) && !stat(path, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* One serve per pin directory: a lock file named after it in /run/lock,
  * released by the kernel whenever the process ends, SIGKILL included. */
 static int take_serve_lock(struct serve *sv, struct epg_error *err)
@@ -116,6 +124,7 @@ static int take_serve_lock(struct serve *sv, struct epg_error *err)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	mkdir("/run/lock", 0755);
 	snprintf(path, sizeof(sv->lock_path), "/run/lock/epgate-serve-%08x.lock", h);
+again:
 	sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (sv->lock_fd < 0)
 		return set_err(err, -errno, "cannot create %s: %s", path, strerror(errno));
@@ -132,6 +141,13 @@ static int take_serve_lock(struct serve *sv, struct epg_error *err)
 				       pid[0] ? pid : "?", sv->o->pin_dir);
 		return set_err(err, rc, "cannot lock %s: %s", path, strerror(-rc));
 	}
+	if (!same_file(sv->lock_fd, path)) {
+		/* a serve that stopped meanwhile removed the file we locked (a
+		 * clean stop does): a lock on it excludes nobody, take the one
+		 * the path names now */
+		close(sv->lock_fd);
+		goto again;
+	}
 	n = snprintf(pid, sizeof(pid), "%d\n", getpid());
 	if (ftruncate(sv->lock_fd, 0) || pwrite(sv->lock_fd, pid, (size_t)n, 0) != n)
 		logmsg("warning: cannot write the pid into %s", path);
@@ -140,18 +156,17 @@ static int take_serve_lock(struct serve *sv, struct epg_error *err)
 
 /* ---- policy ------------------------------------------------------------- */
 
-static int build_enis(struct serve *sv)
+/* The flow logs' interface of each enforced address of cfg (pointing into
+ * cfg's strings) into *out, *n_out. */
+static int build_enis(const struct epg_config *cfg, struct epg_fl_eni **out, size_t *n_out)
 {
-	const struct epg_config *cfg = &sv->cfg;
-	size_t n = 0;
+	struct epg_fl_eni *enis;
+	size_t n = 0, k_out = 0;
 
-	free(sv->enis);
-	sv->enis = NULL;
-	sv->n_enis = 0;
 	for (size_t i = 0; i < cfg->n_enis; i++)
 		n += cfg->enis[i].n_addrs;
-	sv->enis = calloc(n ? n : 1, sizeof(*sv->enis));
-	if (!sv->enis)
+	enis = calloc(n ? n : 1, sizeof(*enis));
+	if (!enis)
 		return -ENOMEM;
 	/* only interfaces of enforced endpoints get records */
 	for (size_t e = 0; e < cfg->n_endpoints; e++) {
@@ -163,7 +178,7 @@ static int build_enis(struct serve *sv)
 			const struct epg_eni *eni = epg_config_eni(cfg, ep->enis[k]);
 
 			for (size_t a = 0; eni && a < eni->n_addrs; a++) {
-				struct epg_fl_eni *f = &sv->enis[sv->n_enis++];
+				struct epg_fl_eni *f = &enis[k_out++];
 
 				f->family = eni->addrs[a].family;
 				memcpy(f->addr, eni->addrs[a].addr, 16);
@@ -175,6 +190,8 @@ static int build_enis(struct serve *sv)
 			}
 		}
 	}
+	*out = enis;
+	*n_out = k_out;
 	return 0;
 }
 
@@ -184,6 +201,8 @@ static int apply_config(struct serve *sv, struct epg_error *err)
 	struct epg_config cfg = { 0 };
 	struct epg_plan plan;
 	struct epg_maps locked;
+	struct epg_fl_eni *enis = NULL;
+	size_t n_enis = 0;
 	int rc;
 
 	rc = epg_config_load_files(&cfg, sv->o->config, sv->o->n_config, err);
@@ -196,19 +215,27 @@ static int apply_config(struct serve *sv, struct epg_error *err)
 	}
 	for (size_t i = 0; i < plan.n_warnings; i++)
 		logmsg("warning: %s", plan.warnings[i]);
-	rc = epg_maps_open(&locked, sv->o->pin_dir, EPG_OPEN_CREATE | EPG_OPEN_LOCK, err);
+	/* before the apply: once that is done, the reload has succeeded */
+	if (build_enis(&cfg, &enis, &n_enis))
+		rc = set_err(err, -ENOMEM, "out of memory");
+	if (!rc)
+		rc = epg_maps_open(&locked, sv->o->pin_dir, EPG_OPEN_CREATE | EPG_OPEN_LOCK, err);
 	if (!rc) {
 		rc = epg_policy_apply(&locked, &plan, err);
 		epg_maps_close(&locked);
 	}
 	epg_plan_free(&plan);
 	if (rc) {
+		free(enis);
 		epg_config_free(&cfg);
 		return rc;
 	}
 	epg_config_free(&sv->cfg);
 	sv->cfg = cfg;
-	return build_enis(sv);
+	free(sv->enis);
+	sv->enis = enis;
+	sv->n_enis = n_enis;
+	return 0;
 }
 
 /* The active policy has exempt peers, and attached programs predate them
