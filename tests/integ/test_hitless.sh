@@ -5,6 +5,8 @@
 # unrelated rule and changes every generation-keyed map entry). No allowed
 # packet may be lost to epgate and no denied one may pass; two epgate
 # processes applying at once are serialised by the pin directory's lock.
+# Then applies that change much at once: a policy shrinking from 1,507
+# rules to 7, and 30,000 addresses replaced by 30,000 others.
 # Last line: "N passed, N failed". Root; from the repo root.
 set -uo pipefail
 
@@ -108,3 +110,21 @@ r_small=$(EPG_CMD_TIMEOUT=30 epgate apply "${A[@]}" >/dev/null 2>&1 && epgate st
 cmp_n "${r_small:-0}" -ge 1 && cmp_n "$r_small" -lt 100 &&
 	pass "then the small policy: applied within 30 s, $r_small rules" ||
 	fail "shrinking from $r_big rules: '$r_small' rules (apply hung or failed)"
+
+# Every address replaced: 30,000 by 30,000 others. epg_addr holds both
+# generations (65,536 entries); writing the new addresses before deleting
+# the stale ones needed room for 90,000 and failed as "map is full".
+many() { # PREFIX: the interface with 30,000 more addresses under it
+	jq --arg p "$1" '.NetworkInterfaces[0].PrivateIpAddresses += [range(30000)
+		| {"PrivateIpAddress": "\($p).\(. / 250 | floor + 100).\(. % 250 + 1)"}]' \
+		"$FIX/network-interfaces.json"
+}
+many 198.18 >"$WORK/eni-many-a.json" && many 198.19 >"$WORK/eni-many-b.json" ||
+	abort "cannot write the address-heavy interfaces"
+n_ok=0
+for f in a b a; do
+	epgate apply "$FIX/vpc-endpoints.json" "$WORK/eni-many-$f.json" "$FIX/security-groups.json" \
+		>/dev/null 2>"$WORK/many.err" && n_ok=$((n_ok + 1))
+done
+[ "$n_ok" = 3 ] && pass "30,000 addresses replaced by 30,000 others, and back: all 3 applies succeeded" ||
+	fail "$n_ok of 3 address-heavy applies succeeded" "$(cat "$WORK/many.err")"
