@@ -6,7 +6,8 @@
 # packet may be lost to epgate and no denied one may pass; two epgate
 # processes applying at once are serialised by the pin directory's lock.
 # Then applies that change much at once: a policy shrinking from 1,507
-# rules to 7, and 30,000 addresses replaced by 30,000 others.
+# rules to 7, 30,000 addresses replaced by 30,000 others, and one that
+# fails after naming its rules (status must not show them).
 # Last line: "N passed, N failed". Root; from the repo root.
 set -uo pipefail
 
@@ -114,12 +115,13 @@ cmp_n "${r_small:-0}" -ge 1 && cmp_n "$r_small" -lt 100 &&
 # Every address replaced: 30,000 by 30,000 others. epg_addr holds both
 # generations (65,536 entries); writing the new addresses before deleting
 # the stale ones needed room for 90,000 and failed as "map is full".
-many() { # PREFIX: the interface with 30,000 more addresses under it
-	jq --arg p "$1" '.NetworkInterfaces[0].PrivateIpAddresses += [range(30000)
-		| {"PrivateIpAddress": "\($p).\(. / 250 | floor + 100).\(. % 250 + 1)"}]' \
+many() { # PREFIX N: the interface with N more addresses under it
+	jq --arg p "$1" --argjson n "$2" '.NetworkInterfaces[0].PrivateIpAddresses += [range($n)
+		| {"PrivateIpAddress": "\($p).\(. / 250 | floor + 40).\(. % 250 + 1)"}]' \
 		"$FIX/network-interfaces.json"
 }
-many 198.18 >"$WORK/eni-many-a.json" && many 198.19 >"$WORK/eni-many-b.json" ||
+many 198.18 30000 >"$WORK/eni-many-a.json" && many 198.19 30000 >"$WORK/eni-many-b.json" &&
+	many 198.19 40000 >"$WORK/eni-many-c.json" ||
 	abort "cannot write the address-heavy interfaces"
 n_ok=0
 for f in a b a; do
@@ -128,3 +130,15 @@ for f in a b a; do
 done
 [ "$n_ok" = 3 ] && pass "30,000 addresses replaced by 30,000 others, and back: all 3 applies succeeded" ||
 	fail "$n_ok of 3 address-heavy applies succeeded" "$(cat "$WORK/many.err")"
+
+# An apply that fails after naming its endpoints and rules (40,000 new
+# addresses do not fit beside the active 30,000) takes the names back:
+# status still describes the policy in force, and the 1,500 rule slots it
+# claimed are free again.
+before=$(epgate status --json 2>/dev/null | jq -c '[.generation, .rules, [.endpoints[] | .addresses | length]]')
+out=$(epgate apply "$FIX/vpc-endpoints.json" "$WORK/eni-many-c.json" "$WORK/sg-big.json" 2>&1 >/dev/null)
+rc=$?
+after=$(epgate status --json 2>/dev/null | jq -c '[.generation, .rules, [.endpoints[] | .addresses | length]]')
+[ "$rc" = 2 ] && grep -q "epg_addr" <<<"$out" && [ -n "$before" ] && [ "$after" = "$before" ] &&
+	pass "a failed apply (exit 2: $out) leaves status as it was: $after" ||
+	fail "failed apply: exit $rc ($out); status $before -> $after"

@@ -357,6 +357,24 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 	return rc;
 }
 
+/* A failed apply takes back the names it wrote: status and the metrics go on
+ * describing the policy in force, and the rule slots it claimed (all free
+ * before it: claim_slot takes no other) are free again. */
+static void unwrite_names(struct epg_maps *m, const struct epg_plan *plan,
+			  const struct slots *s)
+{
+	uint64_t none = 0;
+
+	for (size_t e = 0; e < plan->n_eps; e++)
+		bpf_map_update_elem(m->ep_info, &s->ep_slot[e], &s->ep_old[s->ep_slot[e]], BPF_ANY);
+	for (size_t i = 0; i < s->n_new_rule_slots; i++) {
+		uint32_t slot = s->new_rule_slots[i];
+
+		if (!bpf_map_update_elem(m->rule_keys, &slot, &none, BPF_ANY))
+			bpf_map_delete_elem(m->rule_info, &slot);
+	}
+}
+
 /* Names of endpoints and rules that the new generation no longer has: a
  * rule's identity goes first (its slot is free from then on), then its name. */
 static void release_names(struct epg_maps *m, const struct slots *s)
@@ -1052,7 +1070,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	struct slots s = { 0 };
 	struct epg_meta meta;
 	struct timespec now;
-	int rc;
+	int rc, named = 0;
 
 	if (bpf_map_lookup_elem(m->meta, &zero, &meta))
 		return set_err(err, -errno, "%s/epg_meta: %s", m->pin_dir, strerror(errno));
@@ -1095,10 +1113,12 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 			set_err(err, rc, "cannot assign counter slots: %zu endpoints and %zu rules do not fit the %u endpoint and %u rule counter slots of %s (an apply needs slots for everything stored now plus what it adds; removed endpoints and rules free theirs after it): create the pins anew with larger --max-endpoints or --max-rules (see epgate --help)",
 				plan->n_eps, plan->n_rules, m->max_eps, m->max_rule_slots, m->pin_dir);
 		else
-			set_err(err, rc, "cannot assign counter slots: %s", strerror(-rc));
+			set_err(err, rc, "cannot assign or zero counter slots (%s/epg_ep_stats, epg_rule_stats): %s",
+				m->pin_dir, strerror(-rc));
 		goto out;
 	}
 	rc = write_names(m, plan, &s, err);
+	named = 1; /* from here on a failure takes them back (unwrite_names) */
 	if (rc)
 		goto out;
 
@@ -1162,6 +1182,8 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 		maybe_collect(m, &reg);
 	release_names(m, &s);
 out:
+	if (rc && named) /* failed before the flip (after it, rc stays 0) */
+		unwrite_names(m, plan, &s);
 	registry_free(&reg);
 	addrs_free(&a);
 	slots_free(&s);
