@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "check.h"
+#include "compile.h"
 #include "model.h"
 
 #define SG_S3 "sg-0e1d2c3b4a5968778"
@@ -969,6 +970,108 @@ static void test_cidr_str(void)
 	CHECK(!strcmp(epg_cidr_str(&c, buf, sizeof(buf)), "(invalid)"), "%s", buf);
 }
 
+/* ---- quotas: checked and reported (warnings), never enforced ------------- */
+
+/* n host CIDRs, "10.F.x.y/32" (or fd00:F::x/128), comma-separated, quoted */
+static void hosts(char *out, size_t cap, int n, bool v6, int f)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && len < cap; i++)
+		len += (size_t)snprintf(out + len, cap - len, "%s{'%s': '%s%d%s%d%s'}", i ? ", " : "",
+					v6 ? "CidrIpv6" : "CidrIp", v6 ? "fd00:" : "10.", f,
+					v6 ? "::" : ".0.", i + 1, v6 ? "/128" : "/32");
+}
+
+/* Compile doc; its warnings, joined by newlines, into out. */
+static size_t warnings_of(const char *doc, char *out, size_t cap)
+{
+	struct epg_config cfg;
+	struct epg_plan plan;
+	struct epg_error err = { "" };
+	size_t n = 0, len = 0;
+	int ret = load1(&cfg, doc, &err);
+
+	out[0] = '\0';
+	CHECK_EQ(ret, 0, "quota document loads: %s", err.msg);
+	if (ret)
+		return 0;
+	ret = epg_compile(&cfg, &plan, &err);
+	CHECK_EQ(ret, 0, "quota document compiles: %s", err.msg);
+	if (!ret) {
+		n = plan.n_warnings;
+		for (size_t i = 0; i < n && len < cap; i++)
+			len += (size_t)snprintf(out + len, cap - len, "%s\n", plan.warnings[i]);
+		epg_plan_free(&plan);
+	}
+	epg_config_free(&cfg);
+	return n;
+}
+
+#define QUOTA_EP(groups) \
+	"'VpcEndpoints': [{'VpcEndpointId': 'vpce-q', 'VpcEndpointType': 'Interface', 'ServiceName': 'com.q'," \
+	" 'NetworkInterfaceIds': ['eni-q'], 'Groups': [" groups "]}]," \
+	" 'NetworkInterfaces': [{'NetworkInterfaceId': 'eni-q', 'PrivateIpAddress': '10.9.0.5'," \
+	" 'SubnetId': 'subnet-q', 'VpcId': 'vpc-q', 'Groups': [{'GroupId': 'sg-q'}]}]"
+
+static void test_quotas(void)
+{
+	static char doc[65536], h4[16384], h6[16384], w[4096];
+	size_t n;
+
+	/* rules count per CIDR, a referenced group in each family, a prefix
+	 * list by its entries: 59 IPv4 CIDRs + the group = 60 (the quota),
+	 * 60 IPv6 CIDRs + the group = 61 (one over); IPv4 outbound: 2 */
+	hosts(h4, sizeof(h4), 59, false, 1);
+	hosts(h6, sizeof(h6), 60, true, 1);
+	snprintf(doc, sizeof(doc), "{" QUOTA_EP("{'GroupId': 'sg-q'}") ","
+		 " 'PrefixLists': [{'PrefixListId': 'pl-q', 'Entries': [{'Cidr': '10.7.0.0/16'}, {'Cidr': '10.8.0.0/16'}]}],"
+		 " 'SecurityGroups': [{'GroupId': 'sg-q', 'IpPermissions': ["
+		 "  {'IpProtocol': 'tcp', 'FromPort': 443, 'ToPort': 443, 'IpRanges': [%s], 'Ipv6Ranges': [%s]},"
+		 "  {'IpProtocol': 'tcp', 'FromPort': 80, 'ToPort': 80, 'UserIdGroupPairs': [{'GroupId': 'sg-q'}]}],"
+		 " 'IpPermissionsEgress': [{'IpProtocol': '-1', 'PrefixListIds': [{'PrefixListId': 'pl-q'}]}]}]}",
+		 h4, h6);
+	n = warnings_of(doc, w, sizeof(w));
+	CHECK(n == 1 && strstr(w, "t.json: SecurityGroups[0]: group sg-q has 61 inbound IPv6 rules"),
+	      "rules counted as EC2 counts them: one warning, IPv6 inbound 61 (%zu: %s)", n, w);
+
+	/* six groups on the endpoint (its interface has one): over the 5
+	 * groups quota; 170 rules x 6 groups over 1,000 */
+	hosts(h4, sizeof(h4), 170, false, 2);
+	snprintf(doc, sizeof(doc), "{" QUOTA_EP("{'GroupId': 'sg-q'}, {'GroupId': 'sg-2'}, {'GroupId': 'sg-3'},"
+					       " {'GroupId': 'sg-4'}, {'GroupId': 'sg-5'}, {'GroupId': 'sg-6'}") ","
+		 " 'SecurityGroups': [{'GroupId': 'sg-q', 'IpPermissions': ["
+		 "  {'IpProtocol': 'udp', 'FromPort': 53, 'ToPort': 53, 'IpRanges': [%s]}]},"
+		 " {'GroupId': 'sg-2'}, {'GroupId': 'sg-3'}, {'GroupId': 'sg-4'}, {'GroupId': 'sg-5'}, {'GroupId': 'sg-6'}]}",
+		 h4);
+	n = warnings_of(doc, w, sizeof(w));
+	CHECK(n == 3 && strstr(w, "group sg-q has 170 inbound IPv4 rules") &&
+	      strstr(w, "t.json: VpcEndpoints[0]: endpoint vpce-q enforces 6 security groups") &&
+	      strstr(w, "170 x 6 is over EC2's limit of 1000"),
+	      "groups per interface and rules x groups (%zu: %s)", n, w);
+
+	/* a network ACL: 21 inbound IPv4 entries (the '*' aside) is one over;
+	 * 20 outbound is the quota */
+	{
+		size_t len = (size_t)snprintf(doc, sizeof(doc), "{" QUOTA_EP("{'GroupId': 'sg-q'}") ","
+					      " 'SecurityGroups': [{'GroupId': 'sg-q'}],"
+					      " 'NetworkAcls': [{'NetworkAclId': 'acl-q', 'VpcId': 'vpc-q',"
+					      " 'Associations': [{'SubnetId': 'subnet-q'}], 'Entries': [");
+
+		for (int i = 1; i <= 41; i++)
+			len += (size_t)snprintf(doc + len, sizeof(doc) - len,
+						"{'RuleNumber': %d, 'Egress': %s, 'Protocol': '-1', 'RuleAction': 'allow',"
+						" 'CidrBlock': '10.%d.0.0/16'}, ",
+						i, i > 21 ? "true" : "false", i);
+		snprintf(doc + len, sizeof(doc) - len,
+			 "{'RuleNumber': 32767, 'Egress': false, 'Protocol': '-1', 'RuleAction': 'deny', 'CidrBlock': '0.0.0.0/0'}]}]}");
+	}
+	n = warnings_of(doc, w, sizeof(w));
+	CHECK(n == 1 && strstr(w, "t.json: NetworkAcls[0]: network ACL acl-q has 21 inbound IPv4 entries"),
+	      "network ACL entries per direction and family (%zu: %s)", n, w);
+}
+
 int main(void)
 {
 	test_examples();
@@ -977,5 +1080,6 @@ int main(void)
 	test_mutations();
 	test_files();
 	test_cidr_str();
+	test_quotas();
 	return check_summary();
 }

@@ -11,8 +11,11 @@
 #include <netinet/in.h>
 #include "compile.h"
 
-#define EPG_QUOTA_RULES_PER_GROUP 60
-#define EPG_QUOTA_GROUPS_PER_ENI  5
+/* EC2's default quotas, checked and reported, never enforced. */
+#define EPG_QUOTA_RULES_PER_GROUP 60   /* per direction and address family */
+#define EPG_QUOTA_GROUPS_PER_ENI  5    /* 16 at most */
+#define EPG_QUOTA_RULES_X_GROUPS  1000 /* rules per group x groups per interface */
+#define EPG_QUOTA_ACL_ENTRIES     20   /* per direction and family, '*' aside; 40 at most */
 
 #define set_err epg_set_err
 
@@ -830,25 +833,148 @@ static int ct_defaults(const struct epg_config *cfg, struct epg_plan *plan)
 	return 0;
 }
 
-static int check_quotas(const struct epg_config *cfg, struct epg_plan *plan)
+static const char *const dir_word[EPG_DIR_MAX] = { "inbound", "outbound" };
+static const char *const fam_word[2] = { "IPv4", "IPv6" };
+
+/* A group's rules in one direction as EC2 counts them against its quota,
+ * per family ([0] IPv4, [1] IPv6): one per CIDR, one in each family per
+ * referenced group, and a prefix list's entries. */
+static void count_rules(const struct epg_config *cfg, const struct epg_perm *perms, size_t n,
+			size_t out[2])
+{
+	out[0] = out[1] = 0;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < perms[i].n_peers; k++) {
+			const struct epg_peer *p = &perms[i].peers[k];
+			const struct epg_prefix_list *pl;
+
+			switch (p->kind) {
+			case EPG_PEER_CIDR:
+				out[p->cidr.family == AF_INET6]++;
+				break;
+			case EPG_PEER_GROUP:
+				out[0]++;
+				out[1]++;
+				break;
+			case EPG_PEER_PREFIX_LIST:
+				pl = epg_config_prefix_list(cfg, p->ref_id);
+				for (size_t e = 0; pl && e < pl->n_entries; e++)
+					out[pl->entries[e].family == AF_INET6]++;
+				break;
+			}
+		}
+	}
+}
+
+/* rules[g][dir][family] of every group, for the per-interface checks. */
+typedef size_t group_rules[EPG_DIR_MAX][2];
+
+static int check_group_quotas(const struct epg_config *cfg, struct epg_plan *plan,
+			      group_rules *rules)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < cfg->n_groups && !rc; i++) {
 		const struct epg_group *g = &cfg->groups[i];
 
-		if (g->n_in > EPG_QUOTA_RULES_PER_GROUP)
-			rc = add_warning(plan, "%s has %zu inbound rules; the EC2 default quota is %d per family",
-					 g->id, g->n_in, EPG_QUOTA_RULES_PER_GROUP);
-		if (!rc && g->n_out > EPG_QUOTA_RULES_PER_GROUP)
-			rc = add_warning(plan, "%s has %zu outbound rules; the EC2 default quota is %d per family",
-					 g->id, g->n_out, EPG_QUOTA_RULES_PER_GROUP);
+		count_rules(cfg, g->in, g->n_in, rules[i][EPG_DIR_INGRESS]);
+		count_rules(cfg, g->out, g->n_out, rules[i][EPG_DIR_EGRESS]);
+		for (int d = 0; d < EPG_DIR_MAX && !rc; d++)
+			for (int f = 0; f < 2 && !rc; f++)
+				if (rules[i][d][f] > EPG_QUOTA_RULES_PER_GROUP)
+					rc = add_warning(plan, "%s: %s: group %s has %zu %s %s rules (CIDRs, referenced groups in each family, prefix list entries); the EC2 default quota is %d per family",
+							 g->origin.file, g->origin.path, g->id, rules[i][d][f],
+							 dir_word[d], fam_word[f], EPG_QUOTA_RULES_PER_GROUP);
 	}
 	for (size_t i = 0; i < cfg->n_enis && !rc; i++)
 		if (cfg->enis[i].n_groups > EPG_QUOTA_GROUPS_PER_ENI)
-			rc = add_warning(plan, "%s has %zu security groups; the EC2 default quota is %d (16 at most)",
-					 cfg->enis[i].id, cfg->enis[i].n_groups,
-					 EPG_QUOTA_GROUPS_PER_ENI);
+			rc = add_warning(plan, "%s: %s: %s has %zu security groups; the EC2 default quota is %d (16 at most)",
+					 cfg->enis[i].origin.file, cfg->enis[i].origin.path,
+					 cfg->enis[i].id, cfg->enis[i].n_groups, EPG_QUOTA_GROUPS_PER_ENI);
+	return rc;
+}
+
+/* What an endpoint enforces (its ruleset's groups): at most 5 groups, and
+ * rules per group x groups within 1,000 (the product of the two quotas EC2
+ * would need raised to hold it). */
+static int check_ruleset_quotas(const struct epg_config *cfg, struct epg_plan *plan,
+				const group_rules *rules)
+{
+	uint8_t *seen = calloc(plan->n_rulesets ? plan->n_rulesets : 1, 1);
+	int rc = 0;
+
+	if (!seen)
+		return -ENOMEM;
+	for (size_t e = 0; e < plan->n_eps && !rc; e++) {
+		const struct epg_ep_plan *ep = &plan->eps[e];
+		const struct epg_ruleset_plan *rs = &plan->rulesets[ep->ruleset];
+		size_t most[EPG_DIR_MAX][2] = { { 0 } };
+
+		if (seen[ep->ruleset]++) /* once per ruleset, named by its first endpoint */
+			continue;
+		if (rs->n_groups > EPG_QUOTA_GROUPS_PER_ENI)
+			rc = add_warning(plan, "%s: %s: endpoint %s enforces %zu security groups; the EC2 default quota is %d per interface (16 at most)",
+					 ep->ep->origin.file, ep->ep->origin.path, ep->ep->id,
+					 rs->n_groups, EPG_QUOTA_GROUPS_PER_ENI);
+		for (size_t g = 0; g < rs->n_groups; g++) {
+			const struct epg_group *grp = epg_config_group(cfg, rs->groups[g]);
+
+			for (int d = 0; grp && d < EPG_DIR_MAX; d++)
+				for (int f = 0; f < 2; f++)
+					if (rules[grp - cfg->groups][d][f] > most[d][f])
+						most[d][f] = rules[grp - cfg->groups][d][f];
+		}
+		for (int d = 0; d < EPG_DIR_MAX && !rc; d++)
+			for (int f = 0; f < 2 && !rc; f++)
+				if (most[d][f] * rs->n_groups > EPG_QUOTA_RULES_X_GROUPS)
+					rc = add_warning(plan, "%s: %s: endpoint %s: %zu groups, the largest with %zu %s %s rules: %zu x %zu is over EC2's limit of %d for rules per group x groups per interface",
+							 ep->ep->origin.file, ep->ep->origin.path, ep->ep->id,
+							 rs->n_groups, most[d][f], dir_word[d], fam_word[f],
+							 most[d][f], rs->n_groups, EPG_QUOTA_RULES_X_GROUPS);
+	}
+	free(seen);
+	return rc;
+}
+
+/* Entries of a network ACL per direction and family, the '*' entries aside. */
+static int check_acl_quotas(const struct epg_config *cfg, struct epg_plan *plan)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->n_acls && !rc; i++) {
+		const struct epg_acl *acl = &cfg->acls[i];
+		size_t n[EPG_DIR_MAX][2] = { { 0 } };
+
+		for (size_t k = 0; k < acl->n_entries; k++) {
+			const struct epg_acl_entry *en = &acl->entries[k];
+
+			if (en->rule_number < 32767)
+				n[en->egress][en->cidr.family == AF_INET6]++;
+		}
+		for (int d = 0; d < EPG_DIR_MAX && !rc; d++)
+			for (int f = 0; f < 2 && !rc; f++)
+				if (n[d][f] > EPG_QUOTA_ACL_ENTRIES)
+					rc = add_warning(plan, "%s: %s: network ACL %s has %zu %s %s entries; the EC2 default quota is %d per direction and family (40 at most)",
+							 acl->origin.file, acl->origin.path, acl->id, n[d][f],
+							 dir_word[d], fam_word[f], EPG_QUOTA_ACL_ENTRIES);
+	}
+	return rc;
+}
+
+/* SEMANTICS.md: quotas to check and report, not to enforce. */
+static int check_quotas(const struct epg_config *cfg, struct epg_plan *plan)
+{
+	group_rules *rules = calloc(cfg->n_groups ? cfg->n_groups : 1, sizeof(*rules));
+	int rc;
+
+	if (!rules)
+		return -ENOMEM;
+	rc = check_group_quotas(cfg, plan, rules);
+	if (!rc)
+		rc = check_ruleset_quotas(cfg, plan, rules);
+	if (!rc)
+		rc = check_acl_quotas(cfg, plan);
+	free(rules);
 	return rc;
 }
 
