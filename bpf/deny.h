@@ -17,7 +17,12 @@
  *    say, is found first), and only for an unfragmented packet that is not
  *    an ICMP error (which a flow can make related);
  *  - the packet's identity is the first EPG_PKT_ID_WORDS words of struct
- *    epg_pkt (parse.h): every field such a verdict depends on.
+ *    epg_pkt (parse.h): every field such a verdict depends on, less the
+ *    source port (or ICMP echo id), which no rule reads (groups and ACL
+ *    entries name the destination port, in both directions). So a flood
+ *    from changing source ports to one port (a SYN flood, a scan of one
+ *    service) is replayed after its first packet; the flow table is still
+ *    asked first with the packet's own ports.
  */
 #ifndef EPGATE_BPF_DENY_H
 #define EPGATE_BPF_DENY_H
@@ -26,11 +31,15 @@
 #include "parse.h"
 #include "stats.h"
 
+EPG_STATIC_ASSERT(__builtin_offsetof(struct epg_pkt, sport) == 5 * 8 + 2,
+		  "the source port is bytes 2-3 of the identity's word 5 (EPG_DENY_W5_MASK)");
+
 /* Which slot a packet's identity maps to: the words folded, one multiply. */
 static __always_inline __u32 epg_deny_index(const __u64 *id)
 {
+	__u64 w5 = id[5] & EPG_DENY_W5_MASK;
 	__u64 h = id[0] ^ id[1] ^ (id[2] << 7 | id[2] >> 57) ^ (id[3] << 19 | id[3] >> 45) ^
-		  (id[4] << 29 | id[4] >> 35) ^ (id[5] << 41 | id[5] >> 23);
+		  (id[4] << 29 | id[4] >> 35) ^ (w5 << 41 | w5 >> 23);
 
 	/* the top bits of the product: the ones every bit of h reaches */
 	return (__u32)(h * 0x9e3779b97f4a7c15ULL >> (64 - EPG_DENY_SLOT_BITS));
@@ -50,11 +59,12 @@ static __always_inline int epg_deny_cacheable(const struct epg_pkt *p)
 #define EPG_DENY_BACKOFF 16u /* a power of 2 */
 #define EPG_DENY_MISSED (1u << 30)
 
-/* After EPG_DENY_BACKOFF lookups in a row found nothing (a flood of new
- * flows, which the cache cannot help), only one packet in EPG_DENY_BACKOFF
- * is looked up, and remembered, until one is found: is this one? (A skipped
- * one still counts in the run; the caller counts the rest.) Inline, so that
- * the skipped ones cost no call. */
+/* After EPG_DENY_BACKOFF lookups in a row found nothing (a flood whose
+ * packets differ in more than their source port, new peers or destination
+ * ports, which the cache cannot help), only one packet in
+ * EPG_DENY_BACKOFF is looked up, and remembered, until one is found: is
+ * this one? (A skipped one still counts in the run; the caller counts the
+ * rest.) Inline, so that the skipped ones cost no call. */
 static __always_inline int epg_deny_worth_it(struct epg_scratch *scr)
 {
 	__u32 misses = scr->deny_misses;
@@ -82,7 +92,7 @@ static __always_inline const struct epg_deny_entry *epg_deny_find(struct epg_pkt
 	e = bpf_map_lookup_elem(&epg_deny_cache, &idx);
 	if (e && e->stamp == stamp &&
 	    !((e->id[0] ^ id[0]) | (e->id[1] ^ id[1]) | (e->id[2] ^ id[2]) |
-	      (e->id[3] ^ id[3]) | (e->id[4] ^ id[4]) | (e->id[5] ^ id[5])))
+	      (e->id[3] ^ id[3]) | (e->id[4] ^ id[4]) | (e->id[5] ^ (id[5] & EPG_DENY_W5_MASK))))
 		return e;
 	p->remember = EPG_DENY_MISSED | idx;
 	return NULL;
@@ -108,6 +118,7 @@ __noinline int epg_deny_remember(const struct epg_pkt *p, __u32 stamp, __u32 ep_
 		return 0;
 	for (i = 0; i < EPG_PKT_ID_WORDS; i++)
 		e->id[i] = id[i];
+	e->id[5] &= EPG_DENY_W5_MASK; /* as it is compared */
 	e->stamp = stamp;
 	e->ep_slot = ep_slot;
 	e->slot = slot;

@@ -430,8 +430,9 @@ struct epg_rej_val {
  * epg_deny_cache (per CPU, not pinned: each loaded program has its own): the
  * verdicts on recently denied packets that no tracked flow covered, by the
  * packet's identity (the first EPG_PKT_ID_WORDS words of the datapath's
- * parsed packet: family, protocol, hop limit, addresses, ports or ICMP
- * type and code, TCP flags), direct-mapped. A remembered verdict is replayed,
+ * parsed packet: family, protocol, hop limit, addresses, destination port or
+ * ICMP type and code, TCP flags; the source port is stored as 0: no verdict
+ * depends on it), direct-mapped. A remembered verdict is replayed,
  * and counted as judging counted it, only while its policy stamp is the
  * active one and only after the flow table found no flow for the packet.
  */
@@ -440,6 +441,12 @@ struct epg_rej_val {
 /* No rule (ACL entry) slot: nothing counted per rule. */
 #define EPG_NO_RULE_SLOT 0xffffffffu
 #define EPG_PKT_ID_WORDS 6
+/* The identity's word 5 without the source port (its bytes 2-3). */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define EPG_DENY_W5_MASK 0xffffffff0000ffffULL
+#else
+#define EPG_DENY_W5_MASK 0xffff0000ffffffffULL
+#endif
 
 struct epg_deny_entry {
 	__u64 id[EPG_PKT_ID_WORDS];

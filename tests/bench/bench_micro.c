@@ -374,9 +374,10 @@ static const struct scenario scenarios[] = {
 	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 444 }, XDP_DROP, 0, 0, 0 },
 	{ "ACL denied", 5.0, { .family = AF_INET, .src = "198.18.1.1", .dst = "198.18.100.1",
 	  .proto = IPPROTO_TCP, .sport = 40000, .dport = 25 }, XDP_DROP, 0, 0, 0 },
-	/* a denied flow's first packet, judged in full (the cache's lookup
-	 * and write, which a first packet also pays with the cache on, are
-	 * in the live benchmark's "denied flood, new flows") */
+	/* a denied flow's first packet, judged in full (with the cache on, a
+	 * first packet also pays its lookup and write; the live benchmark's
+	 * "denied flood, new flows" changes only the source port, which the
+	 * cache ignores: replayed after its first packet) */
 	{ "new flow denied, judged in full (cache off)", 5.0, { .family = AF_INET, .src = "198.18.1.1",
 	  .dst = "198.18.100.1", .proto = IPPROTO_TCP, .sport = 40000, .dport = 444 }, XDP_DROP, 0, 0, 1 },
 	{ "ACL denied, judged in full (cache off)", 5.0, { .family = AF_INET, .src = "198.18.1.1",

@@ -11,7 +11,10 @@
 #
 # Traffic (UDP, 60-byte frames, one flow unless said):
 #   denied        to a port no rule allows (epgate: no_rule)
-#   denied-new    the same, the source port new for each packet (--flows)
+#   denied-new    the same, the source port new for each packet (--flows):
+#                 a new flow each time (netfilter: a conntrack lookup and
+#                 miss each); epgate's deny cache ignores source ports, so
+#                 it replays the verdict after the first packet
 #   established   to the allowed port, on a flow made established first by a
 #                 real exchange (a datagram and its reply): epgate `tracked`,
 #                 netfilter `ct state established`

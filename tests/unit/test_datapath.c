@@ -1012,6 +1012,28 @@ static void deny_cache_cases(void)
 	free(deny_cache(true, &n));
 	ct_flush();
 
+	/* The source port is no part of a verdict (groups and ACL entries name
+	 * the destination port): a flood from changing source ports to one port
+	 * is replayed after its first packet; another port is judged. */
+	struct pkt_spec sp1 = tcp4("198.18.1.1", 42200, A4, 444, SYN);
+	struct pkt_spec sp2 = tcp4("198.18.1.1", 42201, A4, 444, SYN);
+	struct pkt_spec dp = tcp4("198.18.1.1", 42202, A4, 445, SYN);
+
+	free(deny_cache(true, &n));
+	step("source ports: the first packet, judged", &sp1, XDP_DROP, "vpce-aaaa", IN, EPG_R_NO_RULE,
+	     NULL);
+	kept = deny_cache_entries(&slot, &e);
+	CHECK(kept == 1 && e.id[5] == (e.id[5] & EPG_DENY_W5_MASK),
+	      "source ports: one deny remembered, without its source port");
+	if (kept == 1)
+		deny_cache_change(slot, &e, EPG_R_TCP_NO_FLOW, "source ports");
+	step("another source port, the same port: replayed (the changed memory decides)", &sp2,
+	     XDP_DROP, "vpce-aaaa", IN, EPG_R_TCP_NO_FLOW, NULL);
+	step("another destination port: judged in full", &dp, XDP_DROP, "vpce-aaaa", IN,
+	     EPG_R_NO_RULE, NULL);
+	free(deny_cache(true, &n));
+	ct_flush();
+
 	/* switched off (EPG_META_NO_DENY_CACHE): judged in full, nothing kept */
 	set_meta_flag(EPG_META_NO_DENY_CACHE, true);
 	for (int i = 0; i < 2; i++)
