@@ -33,7 +33,7 @@
 #include "epgate.h"
 #include "mapio.h"
 
-#define EPG_GRACE_US 20000 /* in-flight packets finish well within this */
+#define EPG_GRACE_US 20000 /* the fallback when no grace period can be waited for */
 /* Garbage is collected when its prefixes exceed this many, or a quarter of
  * the live ones, or when a new set does not fit. */
 #define EPG_GC_MIN_PREFIXES 65536
@@ -1046,6 +1046,31 @@ static int write_exempt(struct epg_maps *m, const struct epg_plan *plan, uint32_
 	return rc;
 }
 
+/*
+ * Returns once every BPF program that was running has finished, so none
+ * still reads the generation just switched off: an RCU grace period (XDP
+ * and tc programs run inside RCU read-side sections). The kernel waits for
+ * one when userspace puts a map into a map-in-map (maybe_wait_bpf_programs),
+ * so a throwaway one is made for that. A timed sleep would not do on a VM,
+ * where the hypervisor can stop a vCPU mid-program for longer. When the
+ * maps cannot be made, the sleep is what is left.
+ */
+static void wait_for_programs(void)
+{
+	int inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "epg_rcu_inner", 4, 4, 1, NULL);
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = inner);
+	int outer = inner < 0 ? -1 :
+		    bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "epg_rcu", 4, 4, 1, &opts);
+	uint32_t zero = 0;
+
+	if (outer < 0 || bpf_map_update_elem(outer, &zero, &inner, BPF_ANY))
+		usleep(EPG_GRACE_US);
+	if (outer >= 0)
+		close(outer);
+	if (inner >= 0)
+		close(inner);
+}
+
 /* ---- the apply ------------------------------------------------------------ */
 
 static int alloc_slots(const struct epg_maps *m, struct slots *s, const struct epg_plan *plan)
@@ -1172,7 +1197,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	/* 6. The old generation follows, and what only it used is reclaimed.
 	 * Failures from here on leave garbage or a stale inactive generation,
 	 * never a wrong verdict: the next apply mends both. */
-	usleep(EPG_GRACE_US);
+	wait_for_programs();
 	if (!sync_gen(m, &a, next ^ 1))
 		sync_profiles(m, plan, next ^ 1);
 	write_filter(m, &a, -1);
