@@ -1151,7 +1151,7 @@ static const struct cmd cmds[] = {
 	  "rule lets a flow in or out; later packets of the flow count as tracked)\n"
 	  "and of every network ACL entry, by rule number (every packet it judges).\n" },
 	{ "serve", cmd_serve,
-	  "--config FILE... [--listen ADDR:PORT] [--interface IFACE[:skb]]... [--flow-log FILE|-]\n"
+	  "--config FILE... [--listen ADDR:PORT] [--interface IFACE[:skb|:native]]... [--flow-log FILE|-]\n"
 	  "            [--flow-log-interval 60|600] [--flow-log-format FMT] [--sweep-interval N]",
 	  "Run in the foreground (systemd-friendly): apply the config (a bad one:\n"
 	  "exit, attaching nothing), then attach to the --interface interfaces not\n"
@@ -1166,9 +1166,11 @@ static const struct cmd cmds[] = {
 	  "  --flow-log-interval N    aggregation interval: 60 (default) or 600 s; 1..600 accepted\n"
 	  "  --flow-log-format FMT    ${field} names, e.g. '${version} ${srcaddr} ${action}';\n"
 	  "                           default: the version 2 default format\n"
-	  "  --sweep-interval N       seconds between idle-flow sweeps (default 10)\n"
-	  "Stopping it (SIGTERM) or losing it leaves the datapath attached and enforcing.\n"
-	  "One serve per pin directory.\n" },
+	  "  --sweep-interval N       seconds between idle-flow sweeps, 1..3600 (default 10)\n"
+	  "  --interface IFACE[:MODE] native XDP (the default) or skb (generic XDP)\n"
+	  "Up to 64 config files. The options are checked before anything is applied\n"
+	  "or attached. Stopping it (SIGTERM) or losing it leaves the datapath\n"
+	  "attached and enforcing. One serve per pin directory.\n" },
 	{ "explain", cmd_explain,
 	  "--src ADDR --dst ADDR --proto P [--sport N] [--dport N] [--icmp-type T --icmp-code C]\n"
 	  "            [--tcp-flags N] [--json]",
@@ -1176,6 +1178,9 @@ static const struct cmd cmds[] = {
 	  "verdict and reason, the network ACL entry and security-group rule that\n"
 	  "decided, and whether a tracked flow exists. It runs a private copy of the\n"
 	  "program on the pinned policy: no counter, flow or policy changes.\n"
+	  "  --dport N      destination port, required for tcp and udp\n"
+	  "  --sport N      source port (default 49152)\n"
+	  "  --icmp-type T, --icmp-code C  for icmp and icmpv6 (default 0 each)\n"
 	  "  --tcp-flags N  TCP flags of the packet (default 2, a SYN)\n" },
 	{ "conntrack", cmd_conntrack, "[--json] [--expire | --flush]",
 	  "List the tracked flows: endpoint side, peer, who initiated, state, idle\n"
@@ -1198,7 +1203,7 @@ static const struct cmd *find_cmd(const char *name)
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: epgate [--pin-dir DIR] [--max-endpoints N] [--max-rules N] [-v] COMMAND [ARGS]\n\n"
-		   "Enforce VPC endpoint security groups on this host with XDP.\n\n"
+		   "Enforce VPC endpoint security groups and network ACLs on this host with XDP.\n\n"
 		   "Commands:\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].synopsis);
