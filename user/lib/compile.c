@@ -839,7 +839,7 @@ static const char *const fam_word[2] = { "IPv4", "IPv6" };
 /* A group's rules in one direction as EC2 counts them against its quota,
  * per family ([0] IPv4, [1] IPv6): one per CIDR, one in each family per
  * referenced group, and a prefix list's entries. */
-static void count_rules(const struct epg_config *cfg, const struct epg_perm *perms, size_t n,
+static void count_rules(const struct lookup *lk, const struct epg_perm *perms, size_t n,
 			size_t out[2])
 {
 	out[0] = out[1] = 0;
@@ -857,7 +857,7 @@ static void count_rules(const struct epg_config *cfg, const struct epg_perm *per
 				out[1]++;
 				break;
 			case EPG_PEER_PREFIX_LIST:
-				pl = epg_config_prefix_list(cfg, p->ref_id);
+				pl = find_pl(lk, p->ref_id);
 				for (size_t e = 0; pl && e < pl->n_entries; e++)
 					out[pl->entries[e].family == AF_INET6]++;
 				break;
@@ -869,16 +869,17 @@ static void count_rules(const struct epg_config *cfg, const struct epg_perm *per
 /* rules[g][dir][family] of every group, for the per-interface checks. */
 typedef size_t group_rules[EPG_DIR_MAX][2];
 
-static int check_group_quotas(const struct epg_config *cfg, struct epg_plan *plan,
+static int check_group_quotas(const struct lookup *lk, struct epg_plan *plan,
 			      group_rules *rules)
 {
+	const struct epg_config *cfg = lk->cfg;
 	int rc = 0;
 
 	for (size_t i = 0; i < cfg->n_groups && !rc; i++) {
 		const struct epg_group *g = &cfg->groups[i];
 
-		count_rules(cfg, g->in, g->n_in, rules[i][EPG_DIR_INGRESS]);
-		count_rules(cfg, g->out, g->n_out, rules[i][EPG_DIR_EGRESS]);
+		count_rules(lk, g->in, g->n_in, rules[i][EPG_DIR_INGRESS]);
+		count_rules(lk, g->out, g->n_out, rules[i][EPG_DIR_EGRESS]);
 		for (int d = 0; d < EPG_DIR_MAX && !rc; d++)
 			for (int f = 0; f < 2 && !rc; f++)
 				if (rules[i][d][f] > EPG_QUOTA_RULES_PER_GROUP)
@@ -897,9 +898,10 @@ static int check_group_quotas(const struct epg_config *cfg, struct epg_plan *pla
 /* What an endpoint enforces (its ruleset's groups): at most 5 groups, and
  * rules per group x groups within 1,000 (the product of the two quotas EC2
  * would need raised to hold it). */
-static int check_ruleset_quotas(const struct epg_config *cfg, struct epg_plan *plan,
+static int check_ruleset_quotas(const struct lookup *lk, struct epg_plan *plan,
 				const group_rules *rules)
 {
+	const struct epg_config *cfg = lk->cfg;
 	uint8_t *seen = calloc(plan->n_rulesets ? plan->n_rulesets : 1, 1);
 	int rc = 0;
 
@@ -917,7 +919,7 @@ static int check_ruleset_quotas(const struct epg_config *cfg, struct epg_plan *p
 					 ep->ep->origin.file, ep->ep->origin.path, ep->ep->id,
 					 rs->n_groups, EPG_QUOTA_GROUPS_PER_ENI);
 		for (size_t g = 0; g < rs->n_groups; g++) {
-			const struct epg_group *grp = epg_config_group(cfg, rs->groups[g]);
+			const struct epg_group *grp = find_group(lk, rs->groups[g]);
 
 			for (int d = 0; grp && d < EPG_DIR_MAX; d++)
 				for (int f = 0; f < 2; f++)
@@ -962,16 +964,17 @@ static int check_acl_quotas(const struct epg_config *cfg, struct epg_plan *plan)
 }
 
 /* SEMANTICS.md: quotas to check and report, not to enforce. */
-static int check_quotas(const struct epg_config *cfg, struct epg_plan *plan)
+static int check_quotas(const struct lookup *lk, struct epg_plan *plan)
 {
+	const struct epg_config *cfg = lk->cfg;
 	group_rules *rules = calloc(cfg->n_groups ? cfg->n_groups : 1, sizeof(*rules));
 	int rc;
 
 	if (!rules)
 		return -ENOMEM;
-	rc = check_group_quotas(cfg, plan, rules);
+	rc = check_group_quotas(lk, plan, rules);
 	if (!rc)
-		rc = check_ruleset_quotas(cfg, plan, rules);
+		rc = check_ruleset_quotas(lk, plan, rules);
 	if (!rc)
 		rc = check_acl_quotas(cfg, plan);
 	free(rules);
@@ -1103,7 +1106,7 @@ int epg_compile(const struct epg_config *cfg, struct epg_plan *plan,
 		for (uint32_t dir = 0; dir < EPG_DIR_MAX && !rc; dir++)
 			rc = compile_acl_dir(plan, &ix, &rule_cap, &plan->acls[a], dir, err);
 	if (!rc)
-		rc = check_quotas(cfg, plan);
+		rc = check_quotas(&lk, plan);
 out:
 	free(ix.head);
 	free(ix.next);
