@@ -46,8 +46,8 @@ static int fail(int rc, const struct epg_error *err)
 	case -EEXIST:
 	case -E2BIG:
 	case -EPROTO:
-		return EXIT_USAGE;
 	case -ENOENT:
+	case -EISDIR: /* a directory named as a document, as apply reports it */
 		return EXIT_USAGE;
 	default:
 		return EXIT_FAILURE;
@@ -1140,7 +1140,9 @@ static const struct cmd cmds[] = {
 	  "describe-network-acls (and describe-managed-prefix-lists with entries),\n"
 	  "merge them, compile the policy and switch to it atomically. Invalid input\n"
 	  "changes nothing.\n"
-	  "  --check  validate and compile only; touch nothing (no root needed)\n" },
+	  "  --check  validate and compile only; touch nothing (no root needed). What\n"
+	  "           only the pins can tell (their counter slots and map sizes) is\n"
+	  "           checked by apply itself, before anything changes.\n" },
 	{ "status", cmd_status, "[--json]",
 	  "Show the pin directory, policy generation, rule sets (stored, in use),\n"
 	  "exempt peers, counter slots (and their per-CPU memory),\n"

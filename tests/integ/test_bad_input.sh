@@ -80,6 +80,8 @@ expect "apply: pin directory not on bpffs" "is not on a bpffs" \
 	timeout 30 "$EPG" --pin-dir "$TMP/plain/epgate" apply "$EX"/*.json
 expect "serve: a --listen that is no address" "--listen bogus" \
 	E serve --listen bogus --interface vb --config "$EX"/*.json
+expect "serve: an interface that does not exist" "nosuch0 does not exist" \
+	E serve --interface vb --interface nosuch0 --config "$EX"/*.json
 expect "serve: a flow log it cannot open" "--flow-log $TMP/nodir/flows.log" \
 	E serve --flow-log "$TMP/nodir/flows.log" --interface vb --config "$EX"/*.json
 [ "$(ip -n "$NS" -j link show vb | jq '.[0].xdp // empty | length')" = "" ] &&

@@ -1017,7 +1017,7 @@ static size_t warnings_of(const char *doc, char *out, size_t cap)
 
 static void test_quotas(void)
 {
-	static char doc[65536], h4[16384], h6[16384], w[4096];
+	static char doc[131072], h4[16384], h6[16384], w[4096];
 	size_t n;
 
 	/* rules count per CIDR, a referenced group in each family, a prefix
@@ -1050,6 +1050,30 @@ static void test_quotas(void)
 	      strstr(w, "t.json: VpcEndpoints[0]: endpoint vpce-q enforces 6 security groups") &&
 	      strstr(w, "170 x 6 is over EC2's limit of 1000"),
 	      "groups per interface and rules x groups (%zu: %s)", n, w);
+
+	/* 300 endpoints with the same six groups: reported once (a ruleset is
+	 * reported by its first endpoint; the 257th once wrapped a byte) */
+	{
+		size_t len = (size_t)snprintf(doc, sizeof(doc), "{'VpcEndpoints': [");
+
+		for (int i = 0; i < 300; i++)
+			len += (size_t)snprintf(doc + len, sizeof(doc) - len,
+						"%s{'VpcEndpointId': 'vpce-%d', 'VpcEndpointType': 'Interface', 'ServiceName': 'com.q',"
+						" 'NetworkInterfaceIds': ['eni-%d'], 'Groups': [{'GroupId': 'sg-1'}, {'GroupId': 'sg-2'},"
+						" {'GroupId': 'sg-3'}, {'GroupId': 'sg-4'}, {'GroupId': 'sg-5'}, {'GroupId': 'sg-6'}]}",
+						i ? ", " : "", i, i);
+		len += (size_t)snprintf(doc + len, sizeof(doc) - len, "], 'NetworkInterfaces': [");
+		for (int i = 0; i < 300; i++)
+			len += (size_t)snprintf(doc + len, sizeof(doc) - len,
+						"%s{'NetworkInterfaceId': 'eni-%d', 'PrivateIpAddress': '10.9.%d.%d'}",
+						i ? ", " : "", i, i / 200, i % 200 + 1);
+		snprintf(doc + len, sizeof(doc) - len,
+			 "], 'SecurityGroups': [{'GroupId': 'sg-1'}, {'GroupId': 'sg-2'}, {'GroupId': 'sg-3'},"
+			 " {'GroupId': 'sg-4'}, {'GroupId': 'sg-5'}, {'GroupId': 'sg-6'}]}");
+	}
+	n = warnings_of(doc, w, sizeof(w));
+	CHECK(n == 1 && strstr(w, "endpoint vpce-0 enforces 6 security groups"),
+	      "300 endpoints of one ruleset: one warning (%zu: %.200s)", n, w);
 
 	/* a network ACL: 21 inbound IPv4 entries (the '*' aside) is one over;
 	 * 20 outbound is the quota */

@@ -346,10 +346,10 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 		}
 		if (!rc && (rc = epg_map_put_many(m->rule_info, slots, infos, k, sizeof(*slots),
 						  sizeof(*infos))))
-			full_err(err, rc, "epg_rule_info");
+			rc = full_err(err, rc, "epg_rule_info");
 		if (!rc && (rc = epg_map_put_many(m->rule_keys, slots, keys, k, sizeof(*slots),
 						  sizeof(*keys))))
-			full_err(err, rc, "epg_rule_keys");
+			rc = full_err(err, rc, "epg_rule_keys");
 		free(infos);
 		free(keys);
 		free(slots);
@@ -1166,7 +1166,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	if (!rc && (rc = write_filter(m, &a, (int)(next ^ 1))))
 		set_err(err, rc, "%s/epg_filter: cannot write: %s", m->pin_dir, strerror(-rc));
 	if (!rc && (rc = sync_gen(m, &a, next)))
-		full_err(err, rc, "epg_addr");
+		rc = full_err(err, rc, "epg_addr");
 	if (rc)
 		goto out; /* nothing active changed; what was written is inactive or garbage */
 

@@ -912,9 +912,20 @@ static int check_ruleset_quotas(const struct lookup *lk, struct epg_plan *plan,
 		const struct epg_ruleset_plan *rs = &plan->rulesets[ep->ruleset];
 		size_t most[EPG_DIR_MAX][2] = { { 0 } };
 
-		if (seen[ep->ruleset]++) /* once per ruleset, named by its first endpoint */
+		bool eni_told = false;
+
+		if (seen[ep->ruleset]) /* once per ruleset, named by its first endpoint */
 			continue;
-		if (rs->n_groups > EPG_QUOTA_GROUPS_PER_ENI)
+		seen[ep->ruleset] = 1;
+		for (size_t k = 0; k < ep->ep->n_enis; k++) {
+			const struct epg_eni *eni = find_eni(lk, ep->ep->enis[k]);
+
+			eni_told |= eni && eni->n_groups > EPG_QUOTA_GROUPS_PER_ENI;
+		}
+		/* the endpoint's own Groups, when no interface of it was
+		 * reported already (the union of its interfaces' groups is no
+		 * one interface's) */
+		if (ep->ep->groups_present && !eni_told && rs->n_groups > EPG_QUOTA_GROUPS_PER_ENI)
 			rc = add_warning(plan, "%s: %s: endpoint %s enforces %zu security groups; the EC2 default quota is %d per interface (16 at most)",
 					 ep->ep->origin.file, ep->ep->origin.path, ep->ep->id,
 					 rs->n_groups, EPG_QUOTA_GROUPS_PER_ENI);

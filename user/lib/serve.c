@@ -592,6 +592,9 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	if (rc)
 		goto out_fl;
 	rc = check_listen(o->listen, err);
+	for (size_t i = 0; i < o->n_ifaces && !rc; i++)
+		if (!epg_iface_index(o->ifaces[i], err))
+			rc = -ENODEV;
 	if (rc)
 		goto out_log;
 	rc = epg_maps_open(&sv.maps, o->pin_dir, EPG_OPEN_CREATE, err);
