@@ -189,6 +189,13 @@ static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key 
 {
 	struct epg_ct_val *v = bpf_map_lookup_elem(&epg_ct, k);
 
+	/* The table's elements are preallocated: one deleted on another CPU
+	 * (idle, or closed) is reused at once by the next flow created, while
+	 * this CPU may hold it. An element whose digest is not this key's
+	 * holds another flow now: this packet has none. */
+	if (v && v->key_tag != epg_ct_tag(k))
+		return NULL;
+
 	/* now was read before the lookup: another CPU may have seen the flow
 	 * since, so last_seen can be later than now (unsigned wrap = "idle").
 	 * Idle for the whole timeout: gone (a zero timeout, which the benchmark

@@ -529,6 +529,23 @@ static void conntrack_tests(void)
 	CHECK_EQ(f.val.tcp_flags[IN], SYN | ACK, "flags seen inbound");
 	step("data from the endpoint", &data_out, XDP_PASS, "vpce-aaaa", OUT, EPG_R_TRACKED, NULL);
 
+	/* The flow's element taken by another flow (deleted on one CPU and
+	 * reused at once while another held it; here its digest changed by
+	 * hand): not this packet's flow, judged anew. */
+	if (flow_of(&syn, &f) == 0) {
+		struct epg_ct_val reused = f.val;
+
+		reused.key_tag ^= 2;
+		CHECK_EQ(bpf_map_update_elem(maps.ct, &f.key, &reused, BPF_EXIST), 0,
+			 "give the flow's element another flow's digest");
+		step("an element holding another flow is no flow of this packet: judged", &ack,
+		     XDP_PASS, "vpce-aaaa", IN, EPG_R_RULE, "sg-a|tcp 443 from 198.18.0.0/16");
+		CHECK_EQ(bpf_map_update_elem(maps.ct, &f.key, &f.val, BPF_EXIST), 0,
+			 "and back");
+		step("its own digest back: tracked", &ack, XDP_PASS, "vpce-aaaa", IN, EPG_R_TRACKED,
+		     NULL);
+	}
+
 	/* A rule removed while a connection is open: it goes on, new ones do not. */
 	narrowed = policy_without_443();
 	CHECK_EQ(apply_json(narrowed), 0, "apply the policy without the tcp 443 rule");
