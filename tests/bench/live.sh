@@ -15,6 +15,10 @@
 #                 a new flow each time (netfilter: a conntrack lookup and
 #                 miss each); epgate's deny cache ignores source ports, so
 #                 it replays the verdict after the first packet
+#   denied-ports  the same, the destination port new for each packet
+#                 (--flows --vary-dport, ports 10000 on, none allowed): every
+#                 packet a new identity, judged in full by epgate, the deny
+#                 cache's lookup and write included (it backs off)
 #   established   to the allowed port, on a flow made established first by a
 #                 real exchange (a datagram and its reply): epgate `tracked`,
 #                 netfilter `ct state established`
@@ -48,7 +52,8 @@
 # BENCH_QUICK=1 (fewer packets, < 1 minute), LIVE_COUNT (frames per
 # measurement; 2000000, quick 400000), LIVE_REPS (5, quick 3), LIVE_SECONDS
 # (time bound per measurement; 4, quick 2), LIVE_FLOWS (source ports of
-# denied-new; 50000), LIVE_BUDGET (seconds after which no new repetition
+# denied-new, destination ports of denied-ports; 50000, at most 55536),
+# LIVE_BUDGET (seconds after which no new repetition
 # starts; 180, quick 45), LIVE_CPU (pin the generator, and so the receive
 # path, to a CPU). About 2 minutes; BENCH_QUICK=1 about 30 s.
 #
@@ -84,10 +89,11 @@ ALLOWED_PORT=5201
 DENIED_PORT=9
 EST_SPORT=40000
 NEW_SPORT=2000
+NEW_DPORT=10000 # denied-ports: 10000 .. 10000 + LIVE_FLOWS - 1, none of them allowed
 EP_ID=vpce-0be0c0be0c0be0c01
 
 CONFIGS=(floor epgate epgate-nocache nft-netdev nft-inet iptables none)
-KINDS=(denied denied-new established)
+KINDS=(denied denied-new denied-ports established)
 declare -A LABEL=(
 	[floor]="XDP_DROP (floor)"
 	[epgate]="epgate (native XDP)"
@@ -99,6 +105,7 @@ declare -A LABEL=(
 	[generator]="generator alone (no frame sent)"
 	[denied]="denied flood"
 	[denied-new]="denied flood, new flows"
+	[denied-ports]="denied flood, new port each packet"
 	[established]="established flow"
 )
 
@@ -358,6 +365,7 @@ gen_args() {
 	case $1 in
 	denied) echo "--dport $DENIED_PORT --sport $EST_SPORT" ;;
 	denied-new) echo "--dport $DENIED_PORT --sport $NEW_SPORT --flows $FLOWS" ;;
+	denied-ports) echo "--dport $NEW_DPORT --sport $EST_SPORT --flows $FLOWS --vary-dport" ;;
 	established) echo "--dport $ALLOWED_PORT --sport $EST_SPORT" ;;
 	esac
 }

@@ -10,7 +10,7 @@
  *
  * "A flood of new flows" (--flows N): the program keeps a counter in a
  * one-entry array map and writes source port SPORT + (counter % N) into each
- * frame. To keep the L4 checksum right without recomputing it, it writes
+ * frame (with --vary-dport, destination port DPORT + (counter % N)). To keep the L4 checksum right without recomputing it, it writes
  * COMP - (counter % N) into a second 16-bit word the checksum covers (UDP:
  * the first payload word; TCP: the low half of the sequence number): the two
  * words' sum, and with it the checksum, does not change.
@@ -79,6 +79,7 @@ struct opts {
 	unsigned tcp_flags;    /* TCP flag byte */
 	unsigned sport, dport;
 	unsigned flows;        /* 1: one flow; N: source ports sport..sport+N-1 */
+	int vary_dport;        /* --flows varies the destination port instead */
 	unsigned size;         /* frame bytes without FCS */
 	unsigned long long count;
 	double seconds;
@@ -101,6 +102,7 @@ static void usage(FILE *f)
 		"      --tcp-flags F      letters of FSRPAU (e.g. S, A, PA) or a number; default A\n"
 		"      --sport N --dport N   default 40000, 5201\n"
 		"      --flows N          vary the source port over N values: a flood of new flows\n"
+		"      --vary-dport       --flows varies the destination port instead\n"
 		"      --size N           frame bytes without FCS, %d..%d (default %d)\n"
 		"  -n, --count N          frames to send (default 2000000, at most 1e9)\n"
 		"  -t, --seconds S        time bound (default 10, at most 120)\n"
@@ -511,7 +513,7 @@ static int iface_mac(const char *ifname, unsigned char *mac)
 
 int main(int argc, char **argv)
 {
-	enum { O_SMAC = 256, O_DMAC, O_SRC, O_DST, O_FLAGS, O_SPORT, O_DPORT, O_FLOWS,
+	enum { O_SMAC = 256, O_DMAC, O_SRC, O_DST, O_FLAGS, O_SPORT, O_DPORT, O_FLOWS, O_VARY_DPORT,
 	       O_SIZE, O_BATCH, O_CHUNK, O_ACTION, O_MODE };
 	static const struct option lopts[] = {
 		{ "iface", required_argument, 0, 'i' }, { "src-mac", required_argument, 0, O_SMAC },
@@ -519,6 +521,7 @@ int main(int argc, char **argv)
 		{ "dst", required_argument, 0, O_DST }, { "proto", required_argument, 0, 'p' },
 		{ "tcp-flags", required_argument, 0, O_FLAGS }, { "sport", required_argument, 0, O_SPORT },
 		{ "dport", required_argument, 0, O_DPORT }, { "flows", required_argument, 0, O_FLOWS },
+		{ "vary-dport", no_argument, 0, O_VARY_DPORT },
 		{ "size", required_argument, 0, O_SIZE }, { "count", required_argument, 0, 'n' },
 		{ "seconds", required_argument, 0, 't' }, { "batch", required_argument, 0, O_BATCH },
 		{ "chunk", required_argument, 0, O_CHUNK }, { "action", required_argument, 0, O_ACTION },
@@ -563,6 +566,7 @@ int main(int argc, char **argv)
 		case O_SPORT: if (parse_ull(optarg, 1, 65535, &v)) goto bad; o.sport = (unsigned)v; break;
 		case O_DPORT: if (parse_ull(optarg, 0, 65535, &v)) goto bad; o.dport = (unsigned)v; break;
 		case O_FLOWS: if (parse_ull(optarg, 1, COMP_BASE, &v)) goto bad; o.flows = (unsigned)v; break;
+		case O_VARY_DPORT: o.vary_dport = 1; break;
 		case O_SIZE: if (parse_ull(optarg, FRAME_MIN, FRAME_MAX, &v)) goto bad; o.size = (unsigned)v; break;
 		case 'n': if (parse_ull(optarg, 1, 1000000000ULL, &o.count)) goto bad; break;
 		case 't':
@@ -589,8 +593,9 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc || !o.ifname || !o.have_dmac || !have_src || !have_dst)
 		goto usage_err;
-	if (o.sport + o.flows - 1 > 65535) {
-		fprintf(stderr, "livegen: --sport %u + --flows %u goes past port 65535\n", o.sport, o.flows);
+	if ((o.vary_dport ? o.dport : o.sport) + o.flows - 1 > 65535) {
+		fprintf(stderr, "livegen: --%s %u + --flows %u goes past port 65535\n",
+			o.vary_dport ? "dport" : "sport", o.vary_dport ? o.dport : o.sport, o.flows);
 		return 2;
 	}
 	ifindex = (int)if_nametoindex(o.ifname);
@@ -604,6 +609,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	len = build_frame(&o, frame, &sport_off, &comp_off);
+	if (o.vary_dport) { /* the varied word is the next one, from the destination port */
+		sport_off += 2;
+		o.sport = o.dport;
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
