@@ -268,11 +268,11 @@ static int zero_slots(int fd, const uint32_t *slots, size_t n, size_t value_size
 
 /* ---- writing ------------------------------------------------------------- */
 
-static int put(int fd, const void *k, const void *v, const char *what,
+static int put(const struct epg_maps *m, int fd, const void *k, const void *v, const char *what,
 	       struct epg_error *err)
 {
 	if (bpf_map_update_elem(fd, k, v, BPF_ANY))
-		return set_err(err, -errno, "cannot write %s: %s", what, strerror(errno));
+		return set_err(err, -errno, "cannot write %s/%s: %s", m->pin_dir, what, strerror(errno));
 	return 0;
 }
 
@@ -283,10 +283,11 @@ static bool map_full(int rc)
 
 /* A full trie says -ENOSPC where a full hash says -E2BIG: either way the
  * policy is too large (exit status 2). */
-static int full_err(struct epg_error *err, int rc, const char *what)
+static int full_err(struct epg_error *err, const struct epg_maps *m, int rc, const char *what)
 {
-	return set_err(err, rc == -ENOSPC ? -E2BIG : rc, "cannot write %s: %s%s", what, strerror(-rc),
-		       map_full(rc) ? " (the map is full: the policy is larger than this build's limits in include/epgate/abi.h)" : "");
+	return set_err(err, rc == -ENOSPC ? -E2BIG : rc, "cannot write %s/%s: %s%s", m->pin_dir, what,
+		       strerror(-rc),
+		       map_full(rc) ? " (the map is full: the policy is larger than this build's limits in include/epgate/abi.h; split it, or raise them and rebuild)" : "");
 }
 
 /* Names of endpoints and rules: only those that changed are written. */
@@ -322,7 +323,7 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 		}
 		if (!memcmp(&info, &s->ep_old[s->ep_slot[e]], sizeof(info)))
 			continue;
-		rc = put(m->ep_info, &s->ep_slot[e], &info, "epg_ep_info", err);
+		rc = put(m, m->ep_info, &s->ep_slot[e], &info, "epg_ep_info", err);
 	}
 	/* rules: only those that take a new slot (a kept slot's name is its
 	 * identity's); the name before the identity, which marks it in use */
@@ -346,10 +347,10 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 		}
 		if (!rc && (rc = epg_map_put_many(m->rule_info, slots, infos, k, sizeof(*slots),
 						  sizeof(*infos))))
-			rc = full_err(err, rc, "epg_rule_info");
+			rc = full_err(err, m, rc, "epg_rule_info");
 		if (!rc && (rc = epg_map_put_many(m->rule_keys, slots, keys, k, sizeof(*slots),
 						  sizeof(*keys))))
-			rc = full_err(err, rc, "epg_rule_keys");
+			rc = full_err(err, m, rc, "epg_rule_keys");
 		free(infos);
 		free(keys);
 		free(slots);
@@ -776,7 +777,7 @@ static int write_set(struct epg_maps *m, struct registry *r,
 	id = r->next_free;
 	v.complete = 0;
 	if (bpf_map_update_elem(m->sets, &id, &v, BPF_ANY))
-		return full_err(err, -errno, "epg_sets");
+		return full_err(err, m, -errno, "epg_sets");
 	r->present[id] = 1;
 	r->info[id] = v;
 	r->used[id] = 0;
@@ -789,7 +790,7 @@ static int write_set(struct epg_maps *m, struct registry *r,
 		what = "epg_sets";
 	}
 	if (rc)
-		return full_err(err, rc, what);
+		return full_err(err, m, rc, what);
 	r->info[id] = v;
 	registry_index(r, id);
 	*out = id;
@@ -1166,7 +1167,7 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 	if (!rc && (rc = write_filter(m, &a, (int)(next ^ 1))))
 		set_err(err, rc, "%s/epg_filter: cannot write: %s", m->pin_dir, strerror(-rc));
 	if (!rc && (rc = sync_gen(m, &a, next)))
-		rc = full_err(err, rc, "epg_addr");
+		rc = full_err(err, m, rc, "epg_addr");
 	if (rc)
 		goto out; /* nothing active changed; what was written is inactive or garbage */
 
