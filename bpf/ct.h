@@ -183,9 +183,10 @@ static __always_inline int epg_ct_remove(const struct epg_ct_key *k, const struc
 	return 1;
 }
 
-/* A live flow for key, or NULL; an idle one found here is removed. */
+/* A live flow for key, or NULL; an idle one found here is removed. *tag:
+ * the key's digest, to see later whether the element still holds it. */
 static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key *k, __u64 now,
-							 int flowlog)
+							 int flowlog, __u32 *tag)
 {
 	struct epg_ct_val *v = bpf_map_lookup_elem(&epg_ct, k);
 
@@ -193,7 +194,8 @@ static __always_inline struct epg_ct_val *epg_ct_lookup(const struct epg_ct_key 
 	 * (idle, or closed) is reused at once by the next flow created, while
 	 * this CPU may hold it. An element whose digest is not this key's
 	 * holds another flow now: this packet has none. */
-	if (v && v->key_tag != epg_ct_tag(k))
+	*tag = epg_ct_tag(k);
+	if (v && v->key_tag != *tag)
 		return NULL;
 
 	/* now was read before the lookup: another CPU may have seen the flow
@@ -349,6 +351,7 @@ static __always_inline int epg_ct_create(const struct epg_ct_key *k, int src_lo,
 static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now, int flowlog)
 {
 	struct epg_ct_key k = {};
+	__u32 tag;
 	__u32 family = p->family;
 
 	if (!p->icmp_err)
@@ -359,7 +362,7 @@ static __always_inline int epg_ct_related(const struct epg_pkt *p, __u64 now, in
 		return 0;
 	epg_ct_key_make(&k, family, p->inner.proto, p->inner.saddr, p->inner.daddr,
 			p->inner.sport, p->inner.dport);
-	return epg_ct_lookup(&k, now, flowlog) != NULL;
+	return epg_ct_lookup(&k, now, flowlog, &tag) != NULL;
 }
 
 #endif

@@ -45,13 +45,6 @@ static __always_inline __u32 epg_deny_index(const __u64 *id)
 	return (__u32)(h * 0x9e3779b97f4a7c15ULL >> (64 - EPG_DENY_SLOT_BITS));
 }
 
-/* May a verdict on this packet be remembered, or replayed? Unfragmented and
- * not an ICMP error. */
-static __always_inline int epg_deny_cacheable(const struct epg_pkt *p)
-{
-	return p->frag == EPG_FRAG_NONE && !p->icmp_err;
-}
-
 /* struct epg_pkt.remember: EPG_DENY_ON when the cache is on for this packet;
  * EPG_DENY_MISSED | slot once the lookup found nothing there: a deny of the
  * packet is remembered in that slot. */
@@ -63,17 +56,10 @@ static __always_inline int epg_deny_cacheable(const struct epg_pkt *p)
  * packets differ in more than their source port, new peers or destination
  * ports, which the cache cannot help), only one packet in
  * EPG_DENY_BACKOFF is looked up, and remembered, until one is found: is
- * this one? (A skipped one still counts in the run; the caller counts the
- * rest.) Inline, so that the skipped ones cost no call. */
-static __always_inline int epg_deny_worth_it(struct epg_scratch *scr)
+ * the next one, after this run of misses (skipped ones count in it)? */
+static __always_inline int epg_deny_worth_it(__u32 misses)
 {
-	__u32 misses = scr->deny_misses;
-
-	if (misses >= EPG_DENY_BACKOFF && (misses & (EPG_DENY_BACKOFF - 1))) {
-		scr->deny_misses = misses + 1;
-		return 0;
-	}
-	return 1;
+	return misses < EPG_DENY_BACKOFF || !(misses & (EPG_DENY_BACKOFF - 1));
 }
 
 static __always_inline int epg_deny_pending(const struct epg_pkt *p)
@@ -110,7 +96,7 @@ __noinline int epg_deny_remember(const struct epg_pkt *p, __u32 stamp, __u32 ep_
 	__u32 idx;
 	int i;
 
-	if (!p || !epg_deny_pending(p))
+	if (!p) /* the callers checked epg_deny_pending */
 		return 0;
 	idx = p->remember & (EPG_DENY_SLOTS - 1);
 	e = bpf_map_lookup_elem(&epg_deny_cache, &idx);

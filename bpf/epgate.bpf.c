@@ -195,26 +195,31 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 		tracked = epg_ct_key_of(&ck, p, &src_lo);
 		looked = 1;
 		if (tracked)
-			flow = epg_ct_lookup(&ck, now, flowlog);
+			flow = epg_ct_lookup(&ck, now, flowlog, &tag);
 		if (flow) {
-			tag = epg_ct_tag(&ck);
 			ori = src_lo != flow->init_lo;
-			if (flow->cls_gen[ori & 1] == cls_gen && flow->key_tag == tag) {
+			if (flow->cls_gen[ori & 1] == cls_gen) {
 				epv = flow->cls[ori & 1];
 				dir = flow->cls_dir[ori & 1] & 1;
 				ep = &epv;
 			}
-		} else if (tracked && (p->remember & EPG_DENY_ON) && epg_deny_cacheable(p)) {
+		} else if (tracked && (p->remember & EPG_DENY_ON)) {
 			/* no flow: a deny remembered under this policy stands
-			 * (judged with a flow, a deny is never remembered) */
+			 * (judged with a flow, a deny is never remembered). The
+			 * packet is unfragmented here, and tracked, so no ICMP
+			 * error (which a flow could make related): cacheable. */
 			struct epg_scratch *scr = epg_scratch_get();
 
-			if (scr && epg_deny_worth_it(scr)) {
-				int v = epg_deny_replay(pkt, cls_gen, flowlog, n);
+			if (scr) {
+				__u32 misses = scr->deny_misses;
+				int v = epg_deny_worth_it(misses) ?
+					epg_deny_replay(pkt, cls_gen, flowlog, n) : -1;
 
-				scr->deny_misses = v >= 0 ? 0 : scr->deny_misses + 1;
-				if (v >= 0)
+				if (v >= 0) {
+					scr->deny_misses = 0;
 					return v;
+				}
+				scr->deny_misses = misses + 1;
 			}
 		}
 	}
@@ -255,7 +260,7 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	if (!looked) {
 		tracked = epg_ct_key_of(&ck, p, &src_lo);
 		if (tracked)
-			flow = epg_ct_lookup(&ck, now, flowlog);
+			flow = epg_ct_lookup(&ck, now, flowlog, &tag);
 	}
 	if (flow && p->proto == IPPROTO_TCP && flow->state >= EPG_CT_TCP_CLOSING &&
 	    (p->tcp_flags & (EPG_TCP_SYN | EPG_TCP_ACK)) == EPG_TCP_SYN) {
@@ -316,8 +321,6 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 
 	if (flow) {
 		epg_ct_update(flow, p, dir, src_lo == flow->init_lo, n, now, gen, ep->ct_profile);
-		if (!tag)
-			tag = epg_ct_tag(&ck);
 		if (flow->key_tag == tag) { /* still this flow's element */
 			if (acl_gen && !acl_cached) {
 				flow->acl_gen[ori] = 0;
@@ -407,12 +410,13 @@ int epg_xdp(struct xdp_md *ctx)
 SEC("tc")
 int epg_tc_egress(struct __sk_buff *skb)
 {
-	struct epg_pkt p = {};
+	struct epg_pkt p; /* zeroed only for what may be endpoint traffic, as in XDP */
 	struct epg_counter n;
 	__u32 l2 = 0;
 	__be16 proto = 0;
 	int rc;
 
+	p.hdr_len = 0; /* what is counted unparsed: no headers measured */
 	if (skb->ingress_ifindex) {
 		/* forwarded: judged by XDP where it arrived */
 		epg_skb_segments(skb, &p);
@@ -422,8 +426,10 @@ int epg_tc_egress(struct __sk_buff *skb)
 	}
 	bpf_skb_pull_data(skb, skb->len < EPG_TC_PULL ? skb->len : EPG_TC_PULL);
 	rc = epg_locate((void *)(long)skb->data, (void *)(long)skb->data_end, &l2, &proto);
-	if (rc == EPG_PARSE_OK)
+	if (rc == EPG_PARSE_OK) {
+		p = (struct epg_pkt){};
 		rc = epg_parse_skb(skb, &p, l2, proto);
+	}
 	/* after the parse, which measured the headers each segment repeats */
 	epg_skb_segments(skb, &p);
 	n = epg_amount(&p, skb->len);
