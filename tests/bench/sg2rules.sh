@@ -160,12 +160,8 @@ nft_body() {
 		  (if ($all | length) > 0 then "\t\tip saddr @ep\($i)_all accept" else empty end),
 		  (if ($tcp | length) > 0 then "\t\tmeta l4proto tcp ip saddr . tcp dport @ep\($i)_tcp accept" else empty end),
 		  (if ($udp | length) > 0 then "\t\tmeta l4proto udp ip saddr . udp dport @ep\($i)_udp accept" else empty end),
-		  ($ep.rules[] | select(.proto == "icmp" and (.cidrs | length) > 0)
-		   | "\t\tip saddr { \(.cidrs | join(", ")) } icmp type "
-		     + (if .from < 0 then "0-255" else "\(.from)" end)
-		     + (if .from >= 0 and .to >= 0 then " icmp code \(.to)" else "" end) + " accept"),
-		  ($ep.rules[] | select((.proto | test("^[0-9]+$")) and (.cidrs | length) > 0)
-		   | "\t\tmeta l4proto \(.proto) ip saddr { \(.cidrs | join(", ")) } accept"),
+		  ($ep.rules[] | select((.proto == "icmp" or (.proto | test("^[0-9]+$"))) and (.cidrs | length) > 0)
+		   | "\t\tip saddr { \(.cidrs | join(", ")) } " + l4(.proto; .from; .to) + "accept"),
 		  "\t\tdrop",
 		  "\t}"),
 		(to_entries[] | .key as $i | .value.parts | to_entries[] | select(.value.acl != null)

@@ -358,31 +358,34 @@ static int write_names(struct epg_maps *m, const struct epg_plan *plan,
 	return rc;
 }
 
+/* Rule slots made free: the identity goes first (the slot is free from
+ * then on), then the name. */
+static void free_rule_slots(struct epg_maps *m, const uint32_t *slots, size_t n)
+{
+	uint64_t *zeros = calloc(n ? n : 1, sizeof(*zeros));
+
+	if (zeros && !epg_map_put_many(m->rule_keys, slots, zeros, n, sizeof(*slots),
+				       sizeof(*zeros)))
+		epg_map_del_many(m->rule_info, slots, n, sizeof(*slots));
+	free(zeros);
+}
+
 /* A failed apply takes back the names it wrote: status and the metrics go on
  * describing the policy in force, and the rule slots it claimed (all free
  * before it: claim_slot takes no other) are free again. */
 static void unwrite_names(struct epg_maps *m, const struct epg_plan *plan,
 			  const struct slots *s)
 {
-	uint64_t none = 0;
-
 	for (size_t e = 0; e < plan->n_eps; e++)
 		bpf_map_update_elem(m->ep_info, &s->ep_slot[e], &s->ep_old[s->ep_slot[e]], BPF_ANY);
-	for (size_t i = 0; i < s->n_new_rule_slots; i++) {
-		uint32_t slot = s->new_rule_slots[i];
-
-		if (!bpf_map_update_elem(m->rule_keys, &slot, &none, BPF_ANY))
-			bpf_map_delete_elem(m->rule_info, &slot);
-	}
+	free_rule_slots(m, s->new_rule_slots, s->n_new_rule_slots);
 }
 
-/* Names of endpoints and rules that the new generation no longer has: a
- * rule's identity goes first (its slot is free from then on), then its name. */
+/* Names of endpoints and rules that the new generation no longer has. */
 static void release_names(struct epg_maps *m, const struct slots *s)
 {
 	struct epg_ep_info none = { 0 };
 	uint32_t *gone = calloc(m->max_rule_slots, sizeof(*gone));
-	uint64_t *zeros = calloc(m->max_rule_slots, sizeof(*zeros));
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < m->max_eps; i++)
@@ -391,11 +394,9 @@ static void release_names(struct epg_maps *m, const struct slots *s)
 	for (uint32_t i = 0; gone && i < m->max_rule_slots; i++)
 		if (s->rule_key_old[i] && !s->rule_keep[i])
 			gone[n++] = i;
-	if (gone && zeros && !epg_map_put_many(m->rule_keys, gone, zeros, n, sizeof(*gone),
-					       sizeof(*zeros)))
-		epg_map_del_many(m->rule_info, gone, n, sizeof(*gone));
+	if (gone)
+		free_rule_slots(m, gone, n);
 	free(gone);
-	free(zeros);
 }
 
 /* ---- policy sets ---------------------------------------------------------- */

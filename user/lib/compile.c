@@ -866,6 +866,13 @@ static void count_rules(const struct lookup *lk, const struct epg_perm *perms, s
 	}
 }
 
+/* An interface with more groups than EC2's default quota (reported once,
+ * as the interface's). */
+static bool eni_over_group_quota(const struct epg_eni *eni)
+{
+	return eni->n_groups > EPG_QUOTA_GROUPS_PER_ENI;
+}
+
 /* rules[g][dir][family] of every group, for the per-interface checks. */
 typedef size_t group_rules[EPG_DIR_MAX][2];
 
@@ -888,7 +895,7 @@ static int check_group_quotas(const struct lookup *lk, struct epg_plan *plan,
 							 dir_word[d], fam_word[f], EPG_QUOTA_RULES_PER_GROUP);
 	}
 	for (size_t i = 0; i < cfg->n_enis && !rc; i++)
-		if (cfg->enis[i].n_groups > EPG_QUOTA_GROUPS_PER_ENI)
+		if (eni_over_group_quota(&cfg->enis[i]))
 			rc = add_warning(plan, "%s: %s: %s has %zu security groups; the EC2 default quota is %d (16 at most)",
 					 cfg->enis[i].origin.file, cfg->enis[i].origin.path,
 					 cfg->enis[i].id, cfg->enis[i].n_groups, EPG_QUOTA_GROUPS_PER_ENI);
@@ -920,7 +927,7 @@ static int check_ruleset_quotas(const struct lookup *lk, struct epg_plan *plan,
 		for (size_t k = 0; k < ep->ep->n_enis; k++) {
 			const struct epg_eni *eni = find_eni(lk, ep->ep->enis[k]);
 
-			eni_told |= eni && eni->n_groups > EPG_QUOTA_GROUPS_PER_ENI;
+			eni_told |= eni && eni_over_group_quota(eni);
 		}
 		/* the endpoint's own Groups, when no interface of it was
 		 * reported already (the union of its interfaces' groups is no

@@ -33,6 +33,8 @@ struct serve {
 	atomic_ulong apply_errors;
 	atomic_ulong flowlog_skipped;
 	struct MHD_Daemon *http;
+	const char *listen;           /* --listen, or the default */
+	struct sockaddr_storage listen_addr; /* it, parsed at the start */
 	FILE *flow_out;
 	struct epg_fl_format fmt;
 	struct epg_fl_state *fl;
@@ -337,40 +339,34 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, true);
 }
 
-/* --listen (NULL: the default) as an address: 0, or -EINVAL with err set. */
-static int check_listen(const char *listen, struct epg_error *err)
+/* --listen (or the default), parsed into sv: 0, or -EINVAL with err set.
+ * At the start, before anything changes. */
+static int check_listen(struct serve *sv, struct epg_error *err)
 {
-	struct sockaddr_storage ss;
 	unsigned len;
 
-	if (!listen)
-		listen = EPG_DEFAULT_LISTEN;
-	if (epg_parse_listen(listen, &ss, &len))
-		return set_err(err, -EINVAL, "--listen %s: expected ADDR:PORT or [IPV6]:PORT", listen);
+	sv->listen = sv->o->listen ? sv->o->listen : EPG_DEFAULT_LISTEN;
+	if (epg_parse_listen(sv->listen, &sv->listen_addr, &len))
+		return set_err(err, -EINVAL, "--listen %s: expected ADDR:PORT or [IPV6]:PORT",
+			       sv->listen);
 	return 0;
 }
 
+/* Listen where check_listen said. */
 static int start_http(struct serve *sv, struct epg_error *err)
 {
-	const char *listen = sv->o->listen ? sv->o->listen : EPG_DEFAULT_LISTEN;
-	struct sockaddr_storage ss;
-	unsigned len;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	int rc = check_listen(listen, err);
 
-	if (rc)
-		return rc;
-	epg_parse_listen(listen, &ss, &len);
-	if (ss.ss_family == AF_INET6)
+	if (sv->listen_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	sv->http = MHD_start_daemon(flags, 0, NULL, NULL, handle, sv,
-				    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sv->listen_addr,
 				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 				    MHD_OPTION_END);
 	if (!sv->http)
 		return set_err(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address of this host)",
-			       listen);
+			       sv->listen);
 	return 0;
 }
 
@@ -591,7 +587,7 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	rc = open_flow_log(&sv, err);
 	if (rc)
 		goto out_fl;
-	rc = check_listen(o->listen, err);
+	rc = check_listen(&sv, err);
 	for (size_t i = 0; i < o->n_ifaces && !rc; i++)
 		if (!epg_iface_index(o->ifaces[i], err))
 			rc = -ENODEV;
@@ -646,7 +642,7 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		goto out_cfg;
 	}
 	logmsg("running: pin directory %s, metrics on http://%s/metrics%s%s", o->pin_dir,
-	       o->listen ? o->listen : EPG_DEFAULT_LISTEN, o->flow_log ? ", flow logs to " : "",
+	       sv.listen, o->flow_log ? ", flow logs to " : "",
 	       o->flow_log ? o->flow_log : "");
 
 	now = clock_ns(CLOCK_MONOTONIC);
