@@ -134,10 +134,17 @@ fuzz: $(BUILD)/fuzz/fuzz_config
 .PHONY: asan fuzz
 
 # make bench: root, not part of make test; BENCH_QUICK=1 for a short run.
-$(BUILD)/bench/bench_micro: tests/bench/bench_micro.c tests/unit/pkt.h $(BUILD)/libepgate.a
+$(BUILD)/bench/bench_micro: tests/bench/bench_micro.c tests/unit/pkt.h $(BUILD)/libepgate.a \
+		$(BUILD)/bench/prims.bpf.o
 	$(call msg,BENCH,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libepgate.a $(LDLIBS) -o $@
+
+# the kernel primitives alone, for bench_micro's reference table
+$(BUILD)/bench/prims.bpf.o: tests/bench/prims.bpf.c include/epgate/abi.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 bench: all $(BUILD)/bench/bench_micro
 	$(Q)BUILD=$(BUILD) ./tests/bench/run.sh

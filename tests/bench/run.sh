@@ -52,6 +52,10 @@ fi
 	echo
 	cat "$out/micro.md"
 	echo
+	echo "## What the targets leave room for: the kernel primitives alone (same run)"
+	echo
+	cat "$out/prims.md"
+	echo
 	echo "## Control plane"
 	echo
 	cat "$out/control.md"
