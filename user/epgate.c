@@ -514,8 +514,9 @@ static int cmd_status(int argc, char **argv)
 		for (size_t i = 0; i < s.n_ifaces; i++) {
 			const struct epg_iface_info *f = &s.ifaces[i].info;
 
-			json_array_append_new(ifs, json_pack("{s:s, s:i, s:s, s:s, s:s, s:i, s:i, s:s}",
+			json_array_append_new(ifs, json_pack("{s:s, s:i, s:b, s:s, s:s, s:s, s:i, s:i, s:s}",
 				"interface", f->name, "ifindex", (int)s.ifaces[i].ifindex,
+				"attached", epg_iface_live(s.ifaces[i].ifindex, f),
 				"mode", mode_name(f->mode), "hook", "xdp",
 				"attach", xdp_method_name(f->xdp_method),
 				"program_id", (int)f->prog_id,
@@ -570,6 +571,9 @@ static int cmd_status(int argc, char **argv)
 		printf("  %-16s xdp %-6s program %-6u %s; tc egress program %u (%s)\n", f->name,
 		       mode_name(f->mode), f->prog_id, xdp_method_text(f->xdp_method),
 		       f->tc_prog_id, f->tc_method == EPG_TC_TCX ? "pinned tcx link" : "clsact filter");
+		if (!epg_iface_live(s.ifaces[i].ifindex, f))
+			printf("    NOT attached now: the interface was deleted (or made again) or the program removed; epgate attach %s again, or epgate detach %s\n",
+			       f->name, f->name);
 	}
 	printf("endpoints: %zu\n", s.n_eps);
 	for (size_t i = 0; i < s.n_eps; i++) {
@@ -1229,6 +1233,17 @@ static void usage(FILE *f)
 		EPG_COUNTER_BUDGET >> 20, EPG_MAX_RULE_SLOTS);
 }
 
+/* A command's output that did not reach stdout (a full disk, a closed
+ * pipe) is a failure, not a success with part of the answer. */
+static int output_written(int rc)
+{
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "epgate: cannot write the output: %s\n", strerror(errno));
+		return rc ? rc : EXIT_FAILURE;
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1254,9 +1269,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return EXIT_SUCCESS;
+			return output_written(EXIT_SUCCESS);
 		case 'V':
-			return print_version();
+			return output_written(print_version());
 		default:
 			return usage_error(NULL, "unknown option or missing argument: %s",
 					   argv[optind - 1]);
@@ -1271,5 +1286,5 @@ int main(int argc, char **argv)
 		return usage_error(NULL, "unknown command '%s'", argv[optind]);
 	libbpf_set_print(print_libbpf);
 	libxdp_set_print(print_libxdp);
-	return c->run(argc - optind, argv + optind);
+	return output_written(c->run(argc - optind, argv + optind));
 }

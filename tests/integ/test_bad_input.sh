@@ -144,6 +144,17 @@ g=$(timeout 30 ip netns exec "$NS" "$EPG" --pin-dir "$TMP/bpf/tiny" status --jso
 [ "$g" = 0 ] && ok "nothing installed where the rules did not fit (generation 0)" || ko "generation $g after a refused apply"
 
 
+# output that cannot be written is a failure, not a success with half an answer
+for cmd in "status --json" "stats" "--help"; do
+	# shellcheck disable=SC2086 # the words of cmd are meant
+	out=$(E $cmd 2>&1 >/dev/full); rc=$?
+	if [ "$rc" -eq 1 ] && grep -q "cannot write the output: No space left on device" <<<"$out"; then
+		ok "epgate $cmd > /dev/full: exit 1, $out"
+	else
+		ko "epgate $cmd > /dev/full: exit $rc (want 1): $out"
+	fi
+done
+
 # a pin directory of another ABI version is refused, never misread
 abi=$(E status --json | jq .abi_version)
 bpftool map update pinned "$TMP/bpf/epgate/epg_meta" key hex 00 00 00 00 value hex 63 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 >/dev/null 2>&1

@@ -54,7 +54,7 @@ epg_test_begin
 # ---- prerequisites --------------------------------------------------------
 
 [ "$(id -u)" -eq 0 ] || abort "prerequisites: must run as root (network namespaces, XDP, bpffs)"
-for tool in ip jq socat ping ss timeout mountpoint curl promtool prometheus flock awk cmp; do
+for tool in ip jq socat ping ss timeout mountpoint curl promtool prometheus flock awk cmp ps; do
 	command -v "$tool" >/dev/null || abort "prerequisites: '$tool' not found (scripts/install-deps.sh installs it; promtool and prometheus: Debian's prometheus package)"
 done
 [ -x "$EPGATE" ] || abort "prerequisites: $EPGATE not built (make -C $ROOT)"
@@ -638,5 +638,76 @@ for run in datapath sweeper; do
 		"ping exit $rc; requests: $(fl_sum "$FL" "$T_PING_IN"), replies: $(fl_sum "$FL" "$T_PING_OUT") (packets bytes records); $(tail -4 "$FL")"
 	epg_stop "$SERVE_T"
 done
+rm -f "$CONF/settings.json"
+CONFIGS=("$CONF"/*.json)
+
+# ---- --listen and --flow-log are checked before anything changes -----------------
+
+gen_of() { epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" status --json 2>/dev/null | jq -r .generation; }
+BUSY=$(free_port "$NS_GW") || BUSY=$((SPORT + 3))
+EPG_CMD_TIMEOUT=20 epg_bg "$NS_GW" socat "TCP-LISTEN:$BUSY,bind=127.0.0.1,reuseaddr,fork" SYSTEM:true 2>/dev/null
+SOCAT_T=$EPG_LAST_PID
+busy_listening() { epg_in "$NS_GW" ss -ltnH "sport = :$BUSY" 2>/dev/null | grep -q .; }
+wait_for 5 busy_listening
+g0=$(gen_of)
+out=$(EPG_CMD_TIMEOUT=20 epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" serve --config "${CONFIGS[@]}" \
+	--listen "127.0.0.1:$BUSY" 2>&1 </dev/null)
+rc=$?
+g1=$(gen_of)
+check 'busy_listening && [ "$rc" -eq 2 ] && grep -q "another process has the port" <<<"$out" && [ -n "$g0" ] && [ "$g0" = "$g1" ]' \
+	"--listen on a port another process holds: exit 2 before any apply (generation stays $g0): $out" \
+	"exit $rc (want 2), generation $g0 -> $g1: $out"
+epg_stop "$SOCAT_T"
+out=$(EPG_CMD_TIMEOUT=20 epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" serve --config "${CONFIGS[@]}" \
+	--listen "127.0.0.1:$SPORT" --flow-log /proc/sys/kernel/ostype 2>&1 </dev/null)
+rc=$?
+g1=$(gen_of)
+check '[ "$rc" -eq 2 ] && grep -q "flow-log /proc/sys/kernel/ostype" <<<"$out" && [ "$g0" = "$g1" ]' \
+	"--flow-log a file that cannot be written: exit 2, nothing applied: $out" \
+	"exit $rc (want 2), generation $g0 -> $g1: $out"
+
+# ---- flow-log records that cannot be written are reported and counted ------------
+start_serve serve-full --flow-log /dev/full
+EPG_CMD_TIMEOUT=10 epg_in "$NS_CL1" ping -4 -n -q -c 2 -i 0.2 -W 1 "$EP_V4" >/dev/null 2>&1
+werr() { scrape "$WORK/full" && cmp_n "$(msum "$WORK/full" epgate_flowlog_write_errors_total)" -ge 1; }
+wait_for 8 werr
+check 'werr && grep -q "flow logs: cannot write to /dev/full: No space left on device" "$WORK/serve-full.err" && kill -0 "$SERVE_PID"' \
+	"--flow-log /dev/full: the failed interval is logged and counted (epgate_flowlog_write_errors_total $(msum "$WORK/full" epgate_flowlog_write_errors_total)), serve runs on" \
+	"$(tail -3 "$WORK/serve-full.err" 2>/dev/null)"
+epg_stop "$SERVE_T"
+
+# ---- a reload asked for while serve starts waits for it ------------------------
+# serve's first apply waits for the pin directory's lock, held here for 2 s:
+# a SIGHUP meanwhile must neither kill serve nor be lost.
+EPG_CMD_TIMEOUT=10 epg_bg "$NS_GW" flock -x "$EPG_PIN" sleep 2
+FLOCK_T=$EPG_LAST_PID
+sleep 0.3
+start_serve serve-hup
+sleep 0.3
+hup_sent=no
+[ -n "$SERVE_PID" ] && kill -0 "$FLOCK_T" 2>/dev/null && kill -HUP "$SERVE_PID" 2>/dev/null && hup_sent=yes
+reloaded() { grep -q "reloaded" "$WORK/serve-hup.err"; }
+wait_for 10 reloaded
+check '[ "$hup_sent" = yes ] && kill -0 "$SERVE_PID" 2>/dev/null && healthz_ok && reloaded' \
+	"SIGHUP while serve's first apply waits for the pin lock: serve survives, then reloads" \
+	"HUP sent while starting: $hup_sent; serve $(kill -0 "$SERVE_PID" 2>/dev/null && echo alive || echo gone)" \
+	"$(tail -3 "$WORK/serve-hup.err" 2>/dev/null)"
+epg_stop "$FLOCK_T"
+
+# ---- /healthz and epgate_attached follow the interface, not its record -----------
+# gw-cl2 deleted and made again under its name (a new ifindex, no program):
+# the record of the old one is no attachment.
+ip -n "$NS_GW" link del gw-cl2 2>/dev/null
+ip -n "$NS_GW" link add gw-cl2 type dummy 2>/dev/null
+ip -n "$NS_GW" link set gw-cl2 up 2>/dev/null
+code=$(epg_in "$NS_GW" curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SPORT/healthz" 2>/dev/null)
+scrape "$WORK/gone"
+n_att=$(msum "$WORK/gone" epgate_attached 'interface="gw-cl2"')
+st=$(epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" status --json 2>/dev/null |
+	jq -r '.interfaces[] | select(.interface == "gw-cl2") | .attached')
+check '[ "$code" = 503 ] && [ "$n_att" = "?" ] && [ "$st" = false ]' \
+	"gw-cl2 deleted and made again: /healthz 503, no epgate_attached series for it, status --json attached false" \
+	"HTTP $code (want 503), epgate_attached{gw-cl2} $n_att (want none), status attached: $st (want false)"
+epg_stop "$SERVE_T"
 
 exit 0

@@ -40,6 +40,7 @@ static const struct {
 	{ "epgate_attached", "gauge" },
 	{ "epgate_build_info", "gauge" },
 	{ "epgate_flowlog_records_skipped_total", "counter" },
+	{ "epgate_flowlog_write_errors_total", "counter" },
 };
 #define N_FAMILIES (sizeof(families) / sizeof(families[0]))
 
@@ -47,8 +48,8 @@ static const struct {
 #define N_REASONS EPG_R_COUNT
 
 /* Lines every render has besides endpoints, rules and interfaces: HELP and
- * TYPE of each family, and the 9 single-sample families. */
-#define FIXED_LINES (2 * N_FAMILIES + 9)
+ * TYPE of each family, and the 10 single-sample families. */
+#define FIXED_LINES (2 * N_FAMILIES + 10)
 
 static bool has_line(const char *text, const char *line)
 {
@@ -285,7 +286,7 @@ static void test_small(void)
 	struct epg_snapshot s = { 0 };
 	struct epg_metrics_input in = {
 		.snap = &s, .ct_entries = 10, .ct_max = EPG_CT_MAX, .apply_errors = 1,
-		.flowlog_skipped = 3, .version = "1.2.3",
+		.flowlog_skipped = 3, .flowlog_write_errors = 2, .version = "1.2.3",
 	};
 	char *text = NULL;
 	size_t len = 0, lines;
@@ -400,6 +401,8 @@ static void test_small(void)
 		"epgate_build_info{version=\"1.2.3\"} 1",
 		"# TYPE epgate_flowlog_records_skipped_total counter",
 		"epgate_flowlog_records_skipped_total 3",
+		"# TYPE epgate_flowlog_write_errors_total counter",
+		"epgate_flowlog_write_errors_total 2",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECK(has_line(text, want[i]), "missing line: %s", want[i]);

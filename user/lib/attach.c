@@ -71,6 +71,23 @@ static uint32_t attached_prog_id(uint32_t ifindex, const struct epg_iface_info *
 	return id;
 }
 
+bool epg_iface_live(uint32_t ifindex, const struct epg_iface_info *info)
+{
+	char name[IF_NAMESIZE];
+
+	return if_indextoname(ifindex, name) && !strncmp(name, info->name, sizeof(info->name)) &&
+	       attached_prog_id(ifindex, info) != 0;
+}
+
+bool epg_iface_enforcing(struct epg_maps *m, const char *ifname)
+{
+	uint32_t ifindex = if_nametoindex(ifname);
+	struct epg_iface_info info;
+
+	return ifindex && !bpf_map_lookup_elem(m->ifaces, &ifindex, &info) &&
+	       epg_iface_live(ifindex, &info);
+}
+
 /* tc egress: a clsact filter at our own handle and priority, so that it
  * neither replaces nor is replaced by anyone else's. */
 #define EPG_TC_HANDLE 0xe9a7

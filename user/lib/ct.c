@@ -27,24 +27,28 @@ const char *epg_ct_state_name(uint8_t state)
 	return "unknown";
 }
 
+struct each_flow {
+	int (*fn)(const struct epg_flow *f, void *ctx);
+	void *ctx;
+};
+
+static int each_flow(const void *key, const void *val, void *ctx)
+{
+	const struct each_flow *x = ctx;
+	struct epg_flow f;
+
+	memcpy(&f.key, key, sizeof(f.key));
+	memcpy(&f.val, val, sizeof(f.val));
+	return x->fn(&f, x->ctx);
+}
+
 int epg_ct_foreach(struct epg_maps *m, int (*fn)(const struct epg_flow *f, void *ctx),
 		   void *ctx)
 {
-	struct epg_ct_key key, next, *prev = NULL;
-	struct epg_flow f;
-	int rc;
+	struct each_flow x = { fn, ctx };
 
-	while (!bpf_map_get_next_key(m->ct, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(m->ct, &key, &f.val))
-			continue; /* removed meanwhile */
-		f.key = key;
-		rc = fn(&f, ctx);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	return epg_map_each(m->ct, sizeof(struct epg_ct_key), sizeof(struct epg_ct_val),
+			    each_flow, &x);
 }
 
 static int count_one(const struct epg_flow *f, void *ctx)

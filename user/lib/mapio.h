@@ -18,6 +18,14 @@ int epg_read_array(int fd, uint32_t n, size_t value_size, void *out);
 int epg_map_read_all(int fd, size_t key_size, size_t value_size, void **keys,
 		     void **values, size_t *n);
 
+/* Call fn on every (key, value) of a hash map, a batch at a time (one
+ * buffer of a few hundred KiB, whatever the map's size); stops at fn's first
+ * non-zero return, which it returns. Batches walk the buckets in order, so a
+ * concurrent delete neither restarts the walk nor repeats elements (as
+ * bpf_map_get_next_key does when its key is deleted). Returns 0 or -errno. */
+int epg_map_each(int fd, size_t key_size, size_t value_size,
+		 int (*fn)(const void *key, const void *value, void *ctx), void *ctx);
+
 /* Write n (key, value) pairs (BPF_ANY). Returns 0 or -errno of the first
  * failure (E2BIG/ENOMEM/ENOSPC: the map is full). */
 int epg_map_put_many(int fd, const void *keys, const void *values, size_t n,

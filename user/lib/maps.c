@@ -425,6 +425,7 @@ int epg_read_array(int fd, uint32_t n, size_t value_size, void *out)
 }
 
 #define EPG_BATCH 4096 /* elements per batch syscall */
+#define EPG_EACH_BATCH 1024 /* elements per batch of epg_map_each (its memory) */
 
 static bool no_batch(int e)
 {
@@ -515,6 +516,61 @@ one_by_one: {
 		*values = v;
 		*n = got;
 		return 0;
+	}
+}
+
+int epg_map_each(int fd, size_t key_size, size_t value_size,
+		 int (*fn)(const void *key, const void *value, void *ctx), void *ctx)
+{
+	uint64_t in[4], out[4]; /* batch cursor */
+	size_t cap = EPG_EACH_BATCH;
+	char *k = malloc(cap * key_size), *v = malloc(cap * value_size);
+	void *cursor = NULL;
+	int rc = 0;
+
+	while (!rc) {
+		__u32 count = (__u32)cap;
+		int r, e;
+
+		if (!k || !v) {
+			rc = -ENOMEM;
+			break;
+		}
+		r = bpf_map_lookup_batch(fd, cursor, out, k, v, &count, NULL);
+		e = r ? errno : 0;
+		if (r && e == ENOSPC && !count) { /* one bucket holds more: room for it */
+			if (grow_pairs(&k, &v, &cap, key_size, value_size))
+				rc = -ENOMEM;
+			continue;
+		}
+		if (r && e != ENOENT && !cursor && no_batch(e))
+			goto one_by_one;
+		for (__u32 i = 0; i < count && !rc; i++)
+			rc = fn(k + i * key_size, v + i * value_size, ctx);
+		if (rc || (r && e == ENOENT))
+			break;
+		if (r)
+			rc = -e;
+		memcpy(in, out, sizeof(in));
+		cursor = in;
+	}
+	free(k);
+	free(v);
+	return rc;
+
+one_by_one: {
+		char key[64], next[64];
+		void *prev = NULL;
+
+		while (!rc && !bpf_map_get_next_key(fd, prev, next)) {
+			memcpy(key, next, key_size);
+			prev = key;
+			if (!bpf_map_lookup_elem(fd, key, v)) /* else deleted meanwhile */
+				rc = fn(key, v, ctx);
+		}
+		free(k);
+		free(v);
+		return rc;
 	}
 }
 

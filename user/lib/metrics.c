@@ -439,6 +439,9 @@ int epg_metrics_render(const struct epg_metrics_input *in, char **out, size_t *l
 	out_scalar(&o, "epgate_flowlog_records_skipped_total", "counter",
 		   "What flow logs could not record since the daemon started (reported as SKIPDATA): rejected packets (epg_rej full) and removed flows (epg_ct_ended full).",
 		   in->flowlog_skipped);
+	out_scalar(&o, "epgate_flowlog_write_errors_total", "counter",
+		   "Flow-log intervals whose records could not be written (a full disk, a closed pipe) since the daemon started: those records are lost.",
+		   in->flowlog_write_errors);
 	if (o.oom || !out_room(&o, 0))
 		goto out_oom;
 

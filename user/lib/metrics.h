@@ -40,6 +40,7 @@ struct epg_metrics_input {
 	uint64_t ct_max;          /* EPG_CT_MAX */
 	uint64_t apply_errors;    /* failed applies since the daemon started */
 	uint64_t flowlog_skipped; /* flow records lost (SKIPDATA) */
+	uint64_t flowlog_write_errors; /* flow-log intervals whose records could not be written */
 	const char *version;      /* EPG_VERSION */
 };
 

@@ -32,10 +32,13 @@ struct serve {
 	size_t n_enis;
 	atomic_ulong apply_errors;
 	atomic_ulong flowlog_skipped;
+	atomic_ulong flowlog_write_errors;
 	struct MHD_Daemon *http;
 	const char *listen;           /* --listen, or the default */
 	struct sockaddr_storage listen_addr; /* it, parsed at the start */
+	int listen_fd;                /* bound and listening from the start; MHD's once it runs */
 	FILE *flow_out;
+	bool flow_failed;             /* the last interval could not be written */
 	struct epg_fl_format fmt;
 	struct epg_fl_state *fl;
 	uint64_t rej_lost_seen;       /* EPG_G_REJ_LOST + EPG_G_ENDED_LOST packets, as last reported */
@@ -263,25 +266,11 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", type);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, "Allow", "GET, HEAD");
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
-}
-
-/* Is epgate recorded as attached on ifname (epg_ifaces, by name)? */
-static bool iface_attached(struct serve *sv, const char *ifname)
-{
-	uint32_t key, next, *prev = NULL;
-	struct epg_iface_info info;
-
-	while (!bpf_map_get_next_key(sv->maps.ifaces, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (!bpf_map_lookup_elem(sv->maps.ifaces, &key, &info) &&
-		    !strncmp(info.name, ifname, sizeof(info.name)))
-			return true;
-	}
-	return false;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -310,9 +299,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (bpf_map_lookup_elem(sv->maps.meta, &zero, &meta))
 			return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", failing,
 				     sizeof(failing) - 1, false);
-		/* the interfaces serve was asked to enforce on must still be attached */
+		/* the interfaces serve was asked to enforce on must still be
+		 * attached: the interface of that name now, its programs ours */
 		for (size_t i = 0; i < sv->o->n_ifaces; i++)
-			if (!iface_attached(sv, sv->o->ifaces[i]))
+			if (!epg_iface_enforcing(&sv->maps, sv->o->ifaces[i]))
 				return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", detached,
 					     sizeof(detached) - 1, false);
 		return reply(c, MHD_HTTP_OK, "text/plain", ok, sizeof(ok) - 1, false);
@@ -325,11 +315,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", failing,
 			     sizeof(failing) - 1, false);
 	}
+	/* epgate_attached: what is attached now, not records that outlived
+	 * their interface */
+	size_t live = 0;
+
+	for (size_t i = 0; i < s.n_ifaces; i++)
+		if (epg_iface_live(s.ifaces[i].ifindex, &s.ifaces[i].info))
+			s.ifaces[live++] = s.ifaces[i];
+	s.n_ifaces = live;
 	in.snap = &s;
 	in.ct_entries = (uint64_t)epg_ct_count(&sv->maps);
 	in.ct_max = EPG_CT_MAX;
 	in.apply_errors = atomic_load(&sv->apply_errors);
 	in.flowlog_skipped = atomic_load(&sv->flowlog_skipped);
+	in.flowlog_write_errors = atomic_load(&sv->flowlog_write_errors);
 	in.version = EPG_VERSION;
 	if (epg_metrics_render(&in, &body, &len)) {
 		epg_snapshot_free(&s);
@@ -339,20 +338,40 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body, len, true);
 }
 
-/* --listen (or the default), parsed into sv: 0, or -EINVAL with err set.
- * At the start, before anything changes. */
+/* --listen (or the default): parsed, bound and listening in sv->listen_fd,
+ * or -EINVAL (not an address) / -EADDRINUSE (cannot listen there) with err
+ * set. At the start, before anything changes: a port another process holds,
+ * an address not this host's or a port that needs a capability is found
+ * before the policy or an interface is touched. */
 static int check_listen(struct serve *sv, struct epg_error *err)
 {
+	int one = 1, fd, e;
 	unsigned len;
 
 	sv->listen = sv->o->listen ? sv->o->listen : EPG_DEFAULT_LISTEN;
 	if (epg_parse_listen(sv->listen, &sv->listen_addr, &len))
 		return set_err(err, -EINVAL, "--listen %s: expected ADDR:PORT or [IPV6]:PORT",
 			       sv->listen);
+	fd = socket(sv->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && sv->listen_addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&sv->listen_addr, len) || listen(fd, 64)) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		return set_err(err, -EADDRINUSE, "--listen %s: cannot listen there: %s%s", sv->listen,
+			       strerror(e),
+			       e == EADDRINUSE ? " (another process has the port: choose another with --listen)" :
+			       e == EADDRNOTAVAIL ? " (not an address of this host)" :
+			       e == EACCES ? " (a port below 1024 needs CAP_NET_BIND_SERVICE)" : "");
+	}
+	sv->listen_fd = fd;
 	return 0;
 }
 
-/* Listen where check_listen said. */
+/* Serve HTTP on the socket check_listen made (MHD's from now on: it closes
+ * it when it stops). */
 static int start_http(struct serve *sv, struct epg_error *err)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
@@ -360,13 +379,13 @@ static int start_http(struct serve *sv, struct epg_error *err)
 	if (sv->listen_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	sv->http = MHD_start_daemon(flags, 0, NULL, NULL, handle, sv,
-				    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sv->listen_addr,
+				    MHD_OPTION_LISTEN_SOCKET, sv->listen_fd,
 				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 				    MHD_OPTION_END);
 	if (!sv->http)
-		return set_err(err, -EADDRINUSE, "cannot listen on %s (in use, or not an address of this host)",
-			       sv->listen);
+		return set_err(err, -EADDRINUSE, "cannot serve HTTP on %s", sv->listen);
+	sv->listen_fd = -1;
 	return 0;
 }
 
@@ -416,7 +435,27 @@ static void write_record(const struct epg_fl_record *r, void *ctx)
 	char line[1024];
 
 	if (epg_fl_format_record(&sv->fmt, r, line, sizeof(line)) >= 0)
-		fprintf(sv->flow_out, "%s\n", line);
+		fprintf(sv->flow_out, "%s\n", line); /* an error sticks: flow_log_written() */
+}
+
+/* Did this interval's records reach the flow log? A failed write (a full
+ * disk, a closed pipe) is logged when it starts and when it ends, and
+ * counted; the next interval tries again. */
+static void flow_log_written(struct serve *sv)
+{
+	bool failed = fflush(sv->flow_out) != 0 || ferror(sv->flow_out);
+	int e = errno;
+
+	if (failed) {
+		atomic_fetch_add(&sv->flowlog_write_errors, 1);
+		if (!sv->flow_failed)
+			logmsg("flow logs: cannot write to %s: %s; this interval's records are lost, counted in epgate_flowlog_write_errors_total",
+			       sv->o->flow_log, strerror(e));
+		clearerr(sv->flow_out);
+	} else if (sv->flow_failed) {
+		logmsg("flow logs: writing to %s again", sv->o->flow_log);
+	}
+	sv->flow_failed = failed;
 }
 
 static uint64_t clock_ns(clockid_t id)
@@ -489,7 +528,7 @@ static void flow_log_interval(struct serve *sv)
 			sv->rej_lost_seen = lost;
 		fv->n = 0;
 	}
-	fflush(sv->flow_out);
+	flow_log_written(sv);
 	sv->interval_start = iv.end;
 	free(rej);
 }
@@ -563,14 +602,26 @@ static void flow_log_baseline(struct serve *sv)
 
 int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 {
-	struct serve sv = { .o = o, .lock_fd = -1 };
+	struct serve sv = { .o = o, .lock_fd = -1, .listen_fd = -1 };
 	struct timespec tick = { .tv_sec = 1 };
 	uint64_t now, next_sweep, next_log;
 	sigset_t set;
 	int rc, sig;
 
+	/* blocked from the start, and inherited by the HTTP threads: a reload
+	 * or stop asked for while serve starts waits for the loop below
+	 * (sigtimedwait) instead of killing it half-way; no thread is ever
+	 * killed by one. A closed pipe is a write error to report, not a death. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	atomic_init(&sv.apply_errors, 0);
 	atomic_init(&sv.flowlog_skipped, 0);
+	atomic_init(&sv.flowlog_write_errors, 0);
 	rc = epg_fl_format_parse(o->flow_log_format, &sv.fmt, err);
 	if (rc)
 		return rc;
@@ -585,8 +636,10 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		goto out_lock;
 	}
 	rc = open_flow_log(&sv, err);
-	if (rc)
+	if (rc) {
+		rc = -EINVAL; /* the path given cannot be written: exit 2, whatever the errno */
 		goto out_fl;
+	}
 	rc = check_listen(&sv, err);
 	for (size_t i = 0; i < o->n_ifaces && !rc; i++)
 		if (!epg_iface_index(o->ifaces[i], err))
@@ -627,14 +680,6 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		flow_log_baseline(&sv);
 		set_flowlog_flag(&sv, true);
 	}
-	/* blocked before the HTTP threads start, which inherit the mask: a
-	 * signal is taken by sigtimedwait below, never by a thread it kills */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &set, NULL);
 	rc = start_http(&sv, err);
 	if (rc) {
 		if (sv.flow_out) /* nobody drains the rejected flows now */
@@ -697,6 +742,8 @@ out_cfg:
 out_maps:
 	epg_maps_close(&sv.maps);
 out_log:
+	if (sv.listen_fd >= 0)
+		close(sv.listen_fd);
 	if (sv.flow_out && sv.flow_out != stdout)
 		fclose(sv.flow_out);
 out_fl:
