@@ -141,14 +141,102 @@ static __always_inline void epg_skb_segments(struct __sk_buff *skb, struct epg_p
 	p->wire_len = skb->wire_len;
 }
 
+#define EPG_LOOPBACK_IFINDEX 1 /* the kernel's LOOPBACK_IFINDEX, in every namespace */
+
 /*
- * Decide on a parsed packet; returns EPG_ACCEPT or EPG_DROP. Hook-independent.
- * The caller has passed (and counted) what is not endpoint traffic
- * (epg_passes_untouched). A global function: the verifier checks it once, with the packet's fields
- * unknown, instead of once per path through the parser (which, inlined,
- * exceeds the 1M-instruction budget).
+ * Can a packet from an endpoint address that arrived at XDP have come from
+ * the endpoint? Without this, anyone on another attached interface could
+ * send a packet with the endpoint's address as its source, have it judged
+ * as the endpoint's outbound traffic, open a flow with it, and then come in
+ * through that flow past the endpoint's inbound rules. The kernel's route
+ * back to the source decides (strict reverse-path check):
+ *  - through the interface it arrived on: it can be the endpoint's;
+ *  - through another interface epgate is attached to, while it arrived on
+ *    one epgate is attached to: spoofed (the endpoint's own packets arrive
+ *    there). Where either is not an attached interface (a VLAN, bond or
+ *    bridge above the one attached), the route cannot tell: it passes;
+ *  - the source is this host's own address (or broadcast, multicast), no
+ *    route leads back to it, or the interface does not forward (this host
+ *    is the endpoint, or a client of it; the endpoint's own packets leave
+ *    it through tc egress, never arrive at XDP): spoofed.
+ * Asked only before a packet is judged by the rules (never for a tracked
+ * flow's packets, nor an ICMP error quoting one). BPF_PROG_TEST_RUN runs
+ * XDP on the loopback (explain, the unit tests): no wire to spoof from.
+ * Returns 1 when the packet may be the endpoint's. A global function; the
+ * lookup's 64 bytes are in the per-CPU scratch (decide's stack is full).
  */
-__noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
+__noinline int epg_source_ok(struct xdp_md *ctx, const struct epg_pkt *p)
+{
+	struct epg_scratch *scr = epg_scratch_get();
+	struct bpf_fib_lookup *f;
+	__u32 in = ctx->ingress_ifindex, out;
+	long r;
+
+	if (!p || !scr || in == EPG_LOOPBACK_IFINDEX)
+		return 1;
+	f = &scr->fib;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->ifindex = in;
+	f->l4_protocol = p->proto;
+	if (p->has_ports && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)) {
+		__builtin_memcpy(&f->sport, p->port, 2); /* back toward the source */
+		__builtin_memcpy(&f->dport, p->sport, 2);
+	}
+	if (p->family == AF_INET) {
+		f->family = AF_INET;
+		__builtin_memcpy(&f->ipv4_src, epg_a4(p->daddr), 4);
+		__builtin_memcpy(&f->ipv4_dst, epg_a4(p->saddr), 4);
+	} else {
+		f->family = AF_INET6;
+		__builtin_memcpy(f->ipv6_src, epg_a4(p->daddr), 16);
+		__builtin_memcpy(f->ipv6_dst, epg_a4(p->saddr), 16);
+	}
+	r = bpf_fib_lookup(ctx, f, sizeof(*f), 0);
+	switch (r) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+	case BPF_FIB_LKUP_RET_NO_NEIGH: /* the route is known: f->ifindex is its interface */
+		out = f->ifindex;
+		if (out == in)
+			return 1;
+		return !bpf_map_lookup_elem(&epg_ifaces, &in) ||
+		       !bpf_map_lookup_elem(&epg_ifaces, &out);
+	case BPF_FIB_LKUP_RET_NOT_FWDED:
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+	case BPF_FIB_LKUP_RET_FWD_DISABLED:
+		return 0;
+	default: /* the lookup itself failed: it cannot tell */
+		return 1;
+	}
+}
+
+/* A packet epg_source_ok refused: dropped, counted in epg_spoofed only. */
+static __always_inline int epg_spoofed_drop(const struct epg_pkt *p, const struct epg_counter *n)
+{
+	__u32 zero = 0;
+	struct epg_counter *c = bpf_map_lookup_elem(&epg_spoofed, &zero);
+
+	if (c) {
+		c->packets += n->packets;
+		c->bytes += n->bytes;
+	}
+	if (p->frag == EPG_FRAG_FIRST) /* its later fragments follow it */
+		epg_frag_settle(p, EPG_R_NO_RULE);
+	return EPG_DROP;
+}
+
+/*
+ * Decide on a parsed packet; returns EPG_ACCEPT or EPG_DROP. The caller has
+ * passed (and counted) what is not endpoint traffic (epg_passes_untouched).
+ * The same for both hooks but for the source check, which only XDP's
+ * packets need (xdp: a constant, so each hook's copy has only its own code).
+ * Called through a global function per hook: the verifier checks it once,
+ * with the packet's fields unknown, instead of once per path through the
+ * parser (which, inlined, exceeds the 1M-instruction budget).
+ */
+static __always_inline int epg_decide(void *ctx, int xdp, struct epg_pkt *pkt, int rc,
+				      __u64 len, __u32 ifindex)
 {
 	const struct epg_ct_timeouts *tmo;
 	const struct epg_addr_val *ep = NULL;
@@ -293,6 +381,10 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	} else if (epg_ct_related(p, now, flowlog)) {
 		reason = EPG_R_RELATED;
 	} else {
+		/* judged by the rules (and maybe a flow made): from where it
+		 * could have come from, if it claims the endpoint's address */
+		if (xdp && dir == EPG_DIR_EGRESS && !epg_source_ok((struct xdp_md *)ctx, p))
+			return epg_spoofed_drop(p, n);
 		sel = epg_sel(ep->ruleset, dir);
 		bit = epg_match(sel, p, dir == EPG_DIR_INGRESS);
 		if (bit < 0) {
@@ -354,6 +446,16 @@ __noinline int epg_decide(struct epg_pkt *pkt, int rc, __u64 len, __u32 ifindex)
 	return epg_verdict(p, flowlog, ep->ep_slot, dir, reason, rule, n);
 }
 
+__noinline int epg_decide_xdp(struct xdp_md *ctx, struct epg_pkt *pkt, int rc, __u64 len)
+{
+	return epg_decide(ctx, 1, pkt, rc, len, ctx->ingress_ifindex);
+}
+
+__noinline int epg_decide_tc(struct __sk_buff *skb, struct epg_pkt *pkt, int rc, __u64 len)
+{
+	return epg_decide(skb, 0, pkt, rc, len, skb->ifindex);
+}
+
 /* libxdp: run early, and let the next program run after our XDP_PASS. */
 struct {
 	__uint(priority, 10);
@@ -398,8 +500,7 @@ int epg_xdp(struct xdp_md *ctx)
 		struct epg_pkt p = {};
 
 		rc = epg_parse_xdp(ctx, &p, len, l2, proto);
-		return epg_decide(&p, rc, len, ctx->ingress_ifindex) == EPG_DROP ?
-		       XDP_DROP : XDP_PASS;
+		return epg_decide_xdp(ctx, &p, rc, len) == EPG_DROP ? XDP_DROP : XDP_PASS;
 	}
 }
 
@@ -435,8 +536,7 @@ int epg_tc_egress(struct __sk_buff *skb)
 	n = epg_amount(&p, skb->len);
 	if (epg_passes_untouched(rc, &n))
 		return TC_ACT_OK;
-	return epg_decide(&p, rc, skb->len, skb->ifindex) == EPG_DROP ?
-	       TC_ACT_SHOT : TC_ACT_OK;
+	return epg_decide_tc(skb, &p, rc, skb->len) == EPG_DROP ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";

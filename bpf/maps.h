@@ -153,6 +153,7 @@ struct epg_scratch {
 	struct epg_rej_val rej_val;
 	struct epg_frag_key frag_key;
 	struct epg_frag_val frag_val;
+	struct bpf_fib_lookup fib; /* epg_source_ok's route lookup */
 };
 
 struct {
@@ -243,5 +244,17 @@ struct {
 	__type(value, struct epg_iface_info);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } epg_ifaces SEC(".maps");
+
+/* Packets dropped because their source, an endpoint address, cannot be
+ * where they came from (epg_source_ok): not the endpoint's traffic, so
+ * counted here rather than under it. A map of its own: epg_global's size is
+ * fixed in pins made before it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct epg_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} epg_spoofed SEC(".maps");
 
 #endif

@@ -668,6 +668,8 @@ static int cmd_stats(int argc, char **argv)
 				    json_integer((json_int_t)s.global[EPG_G_PASSTHROUGH].packets));
 		json_object_set_new(j, "passthrough_bytes",
 				    json_integer((json_int_t)s.global[EPG_G_PASSTHROUGH].bytes));
+		json_object_set_new(j, "spoofed_packets", json_integer((json_int_t)s.spoofed.packets));
+		json_object_set_new(j, "spoofed_bytes", json_integer((json_int_t)s.spoofed.bytes));
 		if (flags[1]) {
 			for (size_t i = 0; i < s.n_rules; i++) {
 				const struct epg_rule_snapshot *r = &s.rules[i];
@@ -715,6 +717,8 @@ static int cmd_stats(int argc, char **argv)
 	printf("passthrough (not endpoint traffic): %llu packets, %llu bytes\n",
 	       (unsigned long long)s.global[EPG_G_PASSTHROUGH].packets,
 	       (unsigned long long)s.global[EPG_G_PASSTHROUGH].bytes);
+	printf("spoofed (an endpoint's source address, arrived where it cannot come from): dropped %llu packets, %llu bytes\n",
+	       (unsigned long long)s.spoofed.packets, (unsigned long long)s.spoofed.bytes);
 	if (flags[1]) {
 		printf("\n%-11s %-24s %-8s %12s %14s  %s\n", "RULE", "GROUP / NETWORK ACL", "DIR",
 		       "HITS", "BYTES", "DESCRIPTION");

@@ -27,6 +27,8 @@
 #     lost (no ACK dropped as tcp_no_flow, one rule hit per connection)
 #  5. path MTU discovery through a 1300-byte link: the router's ICMP
 #     fragmentation-needed / packet-too-big pass as `related`, IPv4 and IPv6
+#  6. a packet faking the endpoint's source address, arriving from cl1, is
+#     dropped as spoofed and opens no flow for cl1's traffic to come back in
 #
 # Verdicts are checked by what arrives (echo servers that log every line
 # they receive) and by epgate's counters (deltas around each exchange).
@@ -603,5 +605,54 @@ for fam in 4 6; do
 		fail "  IPv$fam: the router's ICMP errors accepted as related" "ingress accept/related +$rel, ingress no_rule +$rej (want 0), ep's route: ${mtu:-no mtu}; $(rejected "$s0" "$s1")"
 	fi
 done
+
+# ---- 6. a packet faking the endpoint's address opens no flow -----------------
+# cl1 sends UDP from the endpoint's address (put on its own interface for the
+# moment) to 198.18.1.99:9091, what the endpoint's outbound rule allows, with
+# gw's MAC as that neighbour's: it arrives on gw-cl1, but the route back to
+# the endpoint leaves through gw-ep. It must be dropped as spoofed (not the
+# endpoint's traffic: counted apart), and open no flow through which
+# 198.18.1.99:9091 -> the endpoint's udp 5999 (no inbound rule) would pass.
+SPOOF_PEER=198.18.1.99
+gwmac=$(ip -n "$NS_GW" -j link show gw-cl1 2>/dev/null | jq -r '.[0].address' 2>/dev/null)
+s0=$(snap)
+sp0=$(jq -r '.spoofed_packets // "?"' <<<"$s0" 2>/dev/null)
+if ip -n "$NS_CL1" addr add "$EP_V4/32" dev to-gw 2>/dev/null &&
+	ip -n "$NS_CL1" neigh replace "$SPOOF_PEER" lladdr "$gwmac" dev to-gw nud permanent 2>/dev/null; then
+	printf 'spoof\n' | EPG_CMD_TIMEOUT=8 epg_in "$NS_CL1" socat -u - "UDP4-SENDTO:$SPOOF_PEER:9091,bind=$EP_V4:5999" 2>"$WORK/spoof.err"
+	src_rc=$?
+else
+	src_rc=99
+fi
+ip -n "$NS_CL1" addr del "$EP_V4/32" dev to-gw 2>/dev/null
+s1=$(snap)
+sp1=$(jq -r '.spoofed_packets // "?"' <<<"$s1" 2>/dev/null)
+fl=$(ct_flow "$(ct_json)" "$EP_V4:5999" "$SPOOF_PEER:9091")
+eg=$(d "$(($(ctr "$s1" egress accept '*') + $(ctr "$s1" egress reject '*')))" \
+	"$(($(ctr "$s0" egress accept '*') + $(ctr "$s0" egress reject '*')))" 2>/dev/null)
+if [ "$src_rc" -eq 0 ] && [ "$(d "$sp1" "$sp0")" = 1 ] && [ -z "$fl" ] && [ "$eg" = 0 ]; then
+	pass "cl1 -> $SPOOF_PEER udp 9091 from the endpoint's address, in on gw-cl1: dropped as spoofed (stats spoofed_packets +1), no flow, nothing counted under the endpoint"
+else
+	fail "a packet from the endpoint's address arriving on gw-cl1 is dropped as spoofed, no flow made" \
+		"socat exit $src_rc ($(head -c 200 "$WORK/spoof.err")), spoofed_packets $sp0 -> $sp1 (want +1), flow: ${fl:-none} (want none), egress counted +$eg (want 0)"
+fi
+s0=$(snap)
+if ip -n "$NS_CL1" addr add "$SPOOF_PEER/32" dev to-gw 2>/dev/null; then
+	printf 'in\n' | EPG_CMD_TIMEOUT=8 epg_in "$NS_CL1" socat -u - "UDP4-SENDTO:$EP_V4:5999,bind=$SPOOF_PEER:9091" 2>>"$WORK/spoof.err"
+	src_rc=$?
+else
+	src_rc=99
+fi
+ip -n "$NS_CL1" addr del "$SPOOF_PEER/32" dev to-gw 2>/dev/null
+ip -n "$NS_CL1" neigh del "$SPOOF_PEER" dev to-gw 2>/dev/null
+s1=$(snap)
+nr=$(d "$(ctr "$s1" ingress reject no_rule)" "$(ctr "$s0" ingress reject no_rule)")
+trk=$(d "$(ctr "$s1" ingress accept '*')" "$(ctr "$s0" ingress accept '*')")
+if [ "$src_rc" -eq 0 ] && [ "$nr" = 1 ] && [ "$trk" = 0 ]; then
+	pass "then $SPOOF_PEER:9091 -> the endpoint's udp 5999: denied (ingress no_rule +1), not passed as tracked"
+else
+	fail "then $SPOOF_PEER:9091 -> the endpoint's udp 5999 is denied, not tracked" \
+		"socat exit $src_rc, ingress reject/no_rule +$nr (want 1), ingress accepted +$trk (want 0); $(rejected "$s0" "$s1")"
+fi
 
 exit 0

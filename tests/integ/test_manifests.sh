@@ -60,7 +60,8 @@ epgate_conntrack_entries epgate_conntrack_allowance_available
 epgate_conntrack_allowance_exceeded_total epgate_passthrough_packets_total
 epgate_policy_generation epgate_policy_apply_timestamp_seconds
 epgate_policy_apply_errors_total epgate_attached epgate_build_info
-epgate_flowlog_records_skipped_total epgate_flowlog_write_errors_total"
+epgate_flowlog_records_skipped_total epgate_flowlog_write_errors_total
+epgate_spoofed_packets_total"
 absent=()
 for m in $METRICS; do
 	grep -q "\"${m}[{ \"]" user/lib/metrics.c || absent+=("$m")

@@ -33,6 +33,7 @@ static const struct {
 	{ "epgate_conntrack_entries", "gauge" },
 	{ "epgate_conntrack_allowance_available", "gauge" },
 	{ "epgate_conntrack_allowance_exceeded_total", "counter" },
+	{ "epgate_spoofed_packets_total", "counter" },
 	{ "epgate_passthrough_packets_total", "counter" },
 	{ "epgate_policy_generation", "gauge" },
 	{ "epgate_policy_apply_timestamp_seconds", "gauge" },
@@ -48,8 +49,8 @@ static const struct {
 #define N_REASONS EPG_R_COUNT
 
 /* Lines every render has besides endpoints, rules and interfaces: HELP and
- * TYPE of each family, and the 10 single-sample families. */
-#define FIXED_LINES (2 * N_FAMILIES + 10)
+ * TYPE of each family, and the 11 single-sample families. */
+#define FIXED_LINES (2 * N_FAMILIES + 11)
 
 static bool has_line(const char *text, const char *line)
 {
@@ -295,6 +296,7 @@ static void test_small(void)
 	s.meta.generation = 4;
 	s.meta.apply_time_ns = 1700000000500000000ull;
 	s.global[EPG_G_PASSTHROUGH].packets = 99;
+	s.spoofed.packets = 7;
 	s.global[EPG_G_CT_EXCEEDED].packets = 6;
 
 	/* Out of order; vpce-0b twice (two slots, the same series: summed). */
@@ -390,6 +392,8 @@ static void test_small(void)
 		"epgate_conntrack_allowance_available 262134",
 		"# TYPE epgate_conntrack_allowance_exceeded_total counter",
 		"epgate_conntrack_allowance_exceeded_total 6",
+		"# TYPE epgate_spoofed_packets_total counter",
+		"epgate_spoofed_packets_total 7",
 		"epgate_passthrough_packets_total 99",
 		"epgate_policy_generation 4",
 		"epgate_policy_apply_timestamp_seconds 1700000000.5",

@@ -22,6 +22,7 @@ struct epg_maps {
 	int ct, ct_prof, rej, frag, filter, sets, rule_keys;
 	int ct_ended; /* -1 in pins made before it existed, until a command that creates pins */
 	int exempt;   /* likewise */
+	int spoofed;  /* likewise */
 	uint32_t max_eps;        /* endpoint counter slots the pins hold */
 	uint32_t max_rule_slots; /* rule counter slots the pins hold */
 	int lock_fd; /* the pin directory, flock()ed while held */
@@ -126,6 +127,7 @@ struct epg_iface_snapshot {
 struct epg_snapshot {
 	struct epg_meta meta;
 	struct epg_counter global[EPG_G_MAX];
+	struct epg_counter spoofed; /* epg_spoofed: from an endpoint address, where it cannot come from */
 	struct epg_ep_snapshot *eps;
 	size_t n_eps;
 	struct epg_rule_snapshot *rules;

@@ -84,6 +84,7 @@ static const struct {
 	{ "epg_rule_keys", offsetof(struct epg_maps, rule_keys), false },
 	{ "epg_ct_ended", offsetof(struct epg_maps, ct_ended), true },
 	{ "epg_exempt", offsetof(struct epg_maps, exempt), true },
+	{ "epg_spoofed", offsetof(struct epg_maps, spoofed), true },
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
@@ -719,6 +720,8 @@ int epg_snapshot_read(struct epg_maps *m, struct epg_snapshot *s, struct epg_err
 		return set_err(err, -errno, "%s/epg_meta: %s", m->pin_dir, strerror(errno));
 	for (uint32_t g = 0; g < EPG_G_MAX && !rc; g++)
 		rc = epg_percpu_sum(m->global, g, &s->global[g], sizeof(struct epg_counter));
+	if (!rc && m->spoofed >= 0)
+		rc = epg_percpu_sum(m->spoofed, 0, &s->spoofed, sizeof(s->spoofed));
 	if (!rc && m->exempt >= 0 && (s->meta.flags & (EPG_META_EXEMPT << (s->meta.active_gen & 1)))) {
 		struct epg_exempt_key *ek = NULL;
 		uint32_t *ev = NULL;

@@ -416,6 +416,9 @@ int epg_metrics_render(const struct epg_metrics_input *in, char **out, size_t *l
 	out_scalar(&o, "epgate_conntrack_allowance_exceeded_total", "counter",
 		   "Packets of new flows dropped because the connection-tracking table was full.",
 		   s->global[EPG_G_CT_EXCEEDED].packets);
+	out_scalar(&o, "epgate_spoofed_packets_total", "counter",
+		   "Packets dropped because their source, an endpoint address, cannot be where they arrived (the route back to it leaves through another attached interface, or it is this host's own address): not counted under the endpoint.",
+		   s->spoofed.packets);
 	out_scalar(&o, "epgate_passthrough_packets_total", "counter",
 		   "Packets neither to nor from an endpoint address, passed untouched.",
 		   s->global[EPG_G_PASSTHROUGH].packets);
