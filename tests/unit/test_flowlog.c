@@ -673,10 +673,33 @@ static void test_collect_custom(void)
 	fl[0] = mk_flow(&F1_1);
 	CHECK_EQ(collect(st, &s, T0, T0 + 60, fl, 1, NULL, 0, 0, enis, 2), 3, "custom");
 	CHECK(lines_are("custom", &s, LINES(
-		"5 " ENI_A " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az1 IPv4 172.31.16.139 10.0.1.10 20641 27 ingress ACCEPT OK",
-		"5 " ENI_A " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az1 IPv4 10.0.1.10 172.31.16.139 443 26 egress ACCEPT OK",
+		"5 " ENI_A " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az1 IPv4 172.31.16.139 10.0.1.10 20641 3 ingress ACCEPT OK",
+		"5 " ENI_A " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az1 IPv4 10.0.1.10 172.31.16.139 443 18 egress ACCEPT OK",
 		"5 " ENI_B " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az2 - - - - - - - NODATA")),
-	      "custom");
+	      "custom: tcp-flags as VPC Flow Logs report them (the initiator's SYN and FIN 3, the responder's SYN-ACK 18; ACK and PSH alone not)");
+	/* the connection goes on: its flags were reported; the interval's new
+	 * packets carry none that VPC Flow Logs report (not SYN again) */
+	fl[0] = mk_flow(&F1_2);
+	CHECK_EQ(collect(st, &s, T0 + 60, T0 + 120, fl, 1, NULL, 0, 0, enis, 2), 2, "custom, interval 2");
+	CHECK(lines_are("custom 2", &s, LINES(
+		"5 " ENI_A " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az1 IPv4 172.31.16.139 10.0.1.10 20641 0 ingress ACCEPT OK",
+		"5 " ENI_B " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az2 - - - - - - - NODATA")),
+	      "custom 2: a long connection's later record has no SYN");
+	/* a rejected SYN: 2; a rejected SYN-ACK (no flow for it): 18 */
+	{
+		struct epg_fl_rejected rj[2];
+
+		rj[0] = mk_rej("203.0.113.7", 51515, "10.0.2.20", 22, IPPROTO_TCP, EPG_DIR_INGRESS,
+			       T0 + 130, T0 + 131, 2, 120, SYN);
+		rj[1] = mk_rej("203.0.113.8", 443, "10.0.2.20", 40000, IPPROTO_TCP, EPG_DIR_INGRESS,
+			       T0 + 130, T0 + 131, 1, 60, SYN | ACK | PSH);
+		CHECK_EQ(collect(st, &s, T0 + 120, T0 + 180, NULL, 0, rj, 2, 0, enis, 2), 3, "custom, interval 3");
+		CHECK(lines_are("custom 3", &s, LINES(
+			"5 " ENI_B " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az2 IPv4 203.0.113.7 10.0.2.20 51515 2 ingress REJECT OK",
+			"5 " ENI_B " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az2 IPv4 203.0.113.8 10.0.2.20 443 18 ingress REJECT OK",
+			"5 " ENI_A " vpc-0123456789abcdef0 subnet-0123456789abcdef0 euw1-az1 - - - - - - - NODATA")),
+		      "custom 3: rejected SYN 2, rejected SYN-ACK 18");
+	}
 	sink_free(&s);
 	epg_fl_state_free(st);
 }

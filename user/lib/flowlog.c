@@ -27,6 +27,26 @@
 #include <sys/socket.h>
 #include "flowlog.h"
 
+/* ---- tcp-flags -------------------------------------------------------- */
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/* The flags VPC Flow Logs report, from the flags a direction's packets
+ * carried (the datapath ORs every flag in): FIN 1, SYN 2, RST 4, and SYN-ACK
+ * 18 for a SYN that answered one (the responder's). Other flags (ACK alone,
+ * PSH, URG) are not reported. */
+static uint8_t aws_tcp_flags(uint8_t seen, bool syn_ack)
+{
+	uint8_t f = seen & (TCP_FIN | TCP_SYN | TCP_RST);
+
+	if ((seen & TCP_SYN) && syn_ack)
+		f |= TCP_ACK;
+	return f;
+}
+
 /* ---- formats ---------------------------------------------------------- */
 
 static const struct {
@@ -298,6 +318,7 @@ struct fl_entry {
 	uint64_t created_ns;
 	uint64_t packets[EPG_DIR_MAX]; /* as last reported */
 	uint64_t bytes[EPG_DIR_MAX];
+	uint8_t flags[EPG_DIR_MAX];    /* tcp-flags reported so far */
 	uint32_t hash;
 	uint32_t epoch; /* the last collect that saw the flow; 0 = empty slot */
 };
@@ -663,7 +684,15 @@ int epg_fl_collect(struct epg_fl_state *st, const struct epg_fl_interval *iv,
 			set_times(&r, iv, fl->val.created_ns, fl->val.last_seen_ns);
 			r.action = EPG_FL_ACCEPT;
 			r.status = EPG_FL_OK;
-			r.tcp_flags = fl->val.tcp_flags[d];
+			/* what the interval added: a long connection's SYN is in
+			 * its first record only, as VPC Flow Logs OR flags over
+			 * the interval; the flow keeps them since it began */
+			if (k->proto == IPPROTO_TCP) {
+				uint8_t f = aws_tcp_flags(fl->val.tcp_flags[d], d != (int)fl->val.init_dir);
+
+				r.tcp_flags = f & (uint8_t)~e->flags[d];
+				e->flags[d] |= f;
+			}
 			r.direction = (uint32_t)d;
 			emit(&r, ctx);
 			ix.had[ix.iface[eni]] = true;
@@ -697,7 +726,9 @@ int epg_fl_collect(struct epg_fl_state *st, const struct epg_fl_interval *iv,
 		set_times(&r, iv, v->first_ns, v->last_ns);
 		r.action = EPG_FL_REJECT;
 		r.status = EPG_FL_OK;
-		r.tcp_flags = v->tcp_flags;
+		/* rejected entries are this interval's alone */
+		if (k->proto == IPPROTO_TCP)
+			r.tcp_flags = aws_tcp_flags(v->tcp_flags, (v->tcp_flags & TCP_ACK) != 0);
 		r.direction = k->dir;
 		emit(&r, ctx);
 		ix.had[ix.iface[eni]] = true;
