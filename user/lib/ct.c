@@ -129,7 +129,12 @@ int epg_ct_expire(struct epg_maps *m, uint64_t now_ns, bool all, struct epg_flow
 	rc = epg_ct_foreach(m, collect_expired, &x);
 	for (size_t i = 0; !rc && i < x.idle.n; i++) {
 		struct epg_flow *f = &x.idle.v[i];
+		struct epg_ct_val cur;
 
+		/* a packet since the table was read: left alone, rather than
+		 * taken out and put back (packets meeting no flow meanwhile) */
+		if (!all && (bpf_map_lookup_elem(m->ct, &f->key, &cur) || !is_idle(&cur, now_ns)))
+			continue;
 		/* taken out with its last counts in one step; absent: the
 		 * datapath removed it first, and reported it */
 		if (bpf_map_lookup_and_delete_elem(m->ct, &f->key, &f->val))
