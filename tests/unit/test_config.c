@@ -463,6 +463,33 @@ static void test_valid_buffers(void)
 		epg_config_free(&cfg);
 	}
 
+	/* describe-prefix-lists' shape (Cidrs), and endpoints of the types
+	 * that name no service (ServiceNetwork, Resource): accepted, the
+	 * Cidrs are the list's entries */
+	{
+		const char *doc =
+			"{'PrefixLists': [{'PrefixListId': 'pl-6ea54007', 'PrefixListName': 'com.amazonaws.us-east-1.s3',"
+			"   'Cidrs': ['54.231.0.0/17', '2600:1f18::/33']}],"
+			" 'VpcEndpoints': [{'VpcEndpointId': 'vpce-n', 'VpcEndpointType': 'ServiceNetwork',"
+			"   'ServiceNetworkArn': 'arn:aws:vpc-lattice:us-east-1:111122223333:servicenetwork/sn-1'},"
+			"  {'VpcEndpointId': 'vpce-r', 'VpcEndpointType': 'Resource',"
+			"   'ResourceConfigurationArn': 'arn:aws:vpc-lattice:us-east-1:111122223333:resourceconfiguration/rcfg-1'}]}";
+		const struct epg_prefix_list *pl;
+
+		ret = load1(&cfg, doc, &err);
+		CHECK_EQ(ret, 0, "Cidrs and service-less endpoints: %s", err.msg);
+		pl = ret ? NULL : &cfg.prefix_lists[0];
+		CHECK(pl && cfg.n_prefix_lists == 1 && pl->n_entries == 2 &&
+		      pl->entries[0].family == AF_INET && pl->entries[0].plen == 17 &&
+		      pl->entries[1].family == AF_INET6 && pl->entries[1].plen == 33,
+		      "describe-prefix-lists' Cidrs are the list's entries");
+		CHECK(!ret && cfg.n_endpoints == 2 && !cfg.endpoints[0].service &&
+		      !epg_endpoint_is_interface(&cfg.endpoints[0]) &&
+		      !strcmp(cfg.endpoints[1].type, "Resource"),
+		      "ServiceNetwork and Resource endpoints load without a ServiceName");
+		epg_config_free(&cfg);
+	}
+
 	/* No documents: an empty configuration. */
 	memset(&cfg, 0xa5, sizeof(cfg));
 	ret = epg_config_load_buffers(&cfg, NULL, NULL, NULL, 0, &err);
@@ -600,8 +627,17 @@ static const struct bad_case bad_cases[] = {
 	{ "duplicate NetworkInterfaceId", { "{'NetworkInterfaces': [{'NetworkInterfaceId': 'eni-1'}, {'NetworkInterfaceId': 'eni-1'}]}" },
 	  "t.json: NetworkInterfaces[1].NetworkInterfaceId: duplicate NetworkInterfaceId eni-1 (also at t.json: NetworkInterfaces[0].NetworkInterfaceId)" },
 	{ "duplicate PrefixListId",
-	  { "{'PrefixLists': [{'PrefixListId': 'pl-1'}]}", "{'PrefixLists': [{'PrefixListId': 'pl-1'}]}" },
+	  { "{'PrefixLists': [{'PrefixListId': 'pl-1', 'Entries': []}]}",
+	    "{'PrefixLists': [{'PrefixListId': 'pl-1', 'Entries': []}]}" },
 	  "b.json: PrefixLists[0].PrefixListId: duplicate PrefixListId pl-1 (also at a.json" },
+	{ "prefix list without its addresses", { "{'PrefixLists': [{'PrefixListId': 'pl-1', 'PrefixListName': 'x'}]}" },
+	  "t.json: PrefixLists[0]: prefix list pl-1 has neither Entries nor Cidrs: a rule naming it would match nothing" },
+	{ "prefix list Cidrs entry not a CIDR", { "{'PrefixLists': [{'PrefixListId': 'pl-1', 'Cidrs': ['54.231.0.0/17', 'x']}]}" },
+	  "t.json: PrefixLists[0].Cidrs[1]: \"x\" is not a CIDR" },
+	{ "one page of a paginated answer", { "{'SecurityGroups': [{'GroupId': 'sg-1'}], 'NextToken': 'eyJ2IjoiMiJ9'}" },
+	  "t.json: NextToken: this is one page of a longer answer" },
+	{ "Interface endpoint without ServiceName", { "{'VpcEndpoints': [{'VpcEndpointId': 'vpce-1', 'VpcEndpointType': 'Interface'}]}" },
+	  "t.json: VpcEndpoints[0].ServiceName: required key is missing" },
 	{ "duplicate VpcEndpointId",
 	  { "{'VpcEndpoints': [{'VpcEndpointId': 'vpce-1', 'ServiceName': 's', 'VpcEndpointType': 'Gateway'},"
 	    " {'VpcEndpointId': 'vpce-1', 'ServiceName': 's', 'VpcEndpointType': 'Gateway'}]}" },
@@ -619,8 +655,6 @@ static const struct bad_case bad_cases[] = {
 	  "security group sg-0123456789012345678901234567890123456789012345678901234567890123456789012... is not in the documents" },
 
 	/* endpoints */
-	{ "endpoint without ServiceName", { "{'VpcEndpoints': [{'VpcEndpointId': 'vpce-1', 'VpcEndpointType': 'Gateway'}]}" },
-	  "VpcEndpoints[0].ServiceName: required key is missing" },
 	{ "endpoint without type", { "{'VpcEndpoints': [{'VpcEndpointId': 'vpce-1', 'ServiceName': 's'}]}" },
 	  "VpcEndpoints[0].VpcEndpointType: required key is missing" },
 	{ "NetworkInterfaceIds element not a string",
@@ -1096,6 +1130,54 @@ static void test_quotas(void)
 	      "network ACL entries per direction and family (%zu: %s)", n, w);
 }
 
+/* More endpoint addresses than epg_addr holds for two generations: refused
+ * at compile (E2BIG, exit 2), not accepted and then failing after the flip
+ * or at every later apply. One interface with n addresses. */
+static int compile_addrs(size_t n, struct epg_error *err)
+{
+	size_t cap = 256 + n * 48, len;
+	char *doc = malloc(cap);
+	struct epg_config cfg;
+	struct epg_plan plan;
+	int ret;
+
+	if (!doc)
+		return -ENOMEM;
+	len = (size_t)snprintf(doc, cap, "{'VpcEndpoints': [{'VpcEndpointId': 'vpce-a', 'VpcEndpointType': 'Interface',"
+				" 'ServiceName': 's', 'NetworkInterfaceIds': ['eni-a'], 'Groups': [{'GroupId': 'sg-a'}]}],"
+				" 'SecurityGroups': [{'GroupId': 'sg-a'}],"
+				" 'NetworkInterfaces': [{'NetworkInterfaceId': 'eni-a', 'PrivateIpAddresses': [");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(doc + len, cap - len, "%s{'PrivateIpAddress': '10.%zu.%zu.%zu'}",
+					i ? ", " : "", i >> 16, (i >> 8) & 255, i & 255);
+	snprintf(doc + len, cap - len, "]}]}");
+	ret = load1(&cfg, doc, err);
+	free(doc);
+	if (ret)
+		return ret;
+	ret = epg_compile(&cfg, &plan, err);
+	if (!ret)
+		epg_plan_free(&plan);
+	epg_config_free(&cfg);
+	return ret;
+}
+
+static void test_address_limit(void)
+{
+	struct epg_error err = { "" };
+	int ret = compile_addrs(EPG_MAX_ADDRS / EPG_GENERATIONS, &err);
+
+	CHECK_EQ(ret, 0, "%d addresses (every one epg_addr holds per generation): %s",
+		 EPG_MAX_ADDRS / EPG_GENERATIONS, err.msg);
+	char want[96];
+
+	snprintf(want, sizeof(want), "%d endpoint addresses: this build holds at most %d",
+		 EPG_MAX_ADDRS / EPG_GENERATIONS + 1, EPG_MAX_ADDRS / EPG_GENERATIONS);
+	ret = compile_addrs(EPG_MAX_ADDRS / EPG_GENERATIONS + 1, &err);
+	CHECK(ret == -E2BIG && strstr(err.msg, want),
+	      "one address more: refused at compile (%d: %s)", ret, err.msg);
+}
+
 int main(void)
 {
 	test_examples();
@@ -1105,5 +1187,6 @@ int main(void)
 	test_files();
 	test_cidr_str();
 	test_quotas();
+	test_address_limit();
 	return check_summary();
 }

@@ -1022,6 +1022,12 @@ static int check_unique_addrs(const struct epg_plan *plan, struct epg_error *err
 
 	for (size_t i = 0; i < plan->n_eps; i++)
 		cap += plan->eps[i].n_addrs;
+	/* epg_addr holds both generations: the one in force while the next is
+	 * written, each in full */
+	if (cap > EPG_MAX_ADDRS / EPG_GENERATIONS)
+		return set_err(err, -E2BIG,
+			       "%zu endpoint addresses: this build holds at most %d (epg_addr keeps the policy in force and the next one, %d addresses each, to switch atomically); split the policy over hosts or raise EPG_MAX_ADDRS and rebuild",
+			       cap, EPG_MAX_ADDRS / EPG_GENERATIONS, EPG_MAX_ADDRS / EPG_GENERATIONS);
 	v = calloc(cap ? cap : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;

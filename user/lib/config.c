@@ -706,11 +706,14 @@ static int parse_endpoint(struct ctx *c, const json_t *o, struct epg_endpoint *e
 
 	TRY(set_origin(c, &ep->origin));
 	TRY(get_dup_str(c, o, "VpcEndpointId", true, &ep->id));
-	TRY(get_dup_str(c, o, "ServiceName", true, &ep->service));
 	TRY(get_dup_str(c, o, "VpcEndpointType", true, &ep->type));
 	for (i = 0; i < sizeof(endpoint_types) / sizeof(endpoint_types[0]); i++)
 		if (!strcasecmp(ep->type, endpoint_types[i]))
 			memcpy(ep->type, endpoint_types[i], strlen(ep->type));
+	/* Resource and ServiceNetwork endpoints name no service (they carry
+	 * ResourceConfigurationArn, ServiceNetworkArn); only the enforced
+	 * Interface ones must */
+	TRY(get_dup_str(c, o, "ServiceName", !strcmp(ep->type, "Interface"), &ep->service));
 	TRY(get_dup_str(c, o, "VpcId", false, &ep->vpc_id));
 	TRY(get_dup_str(c, o, "OwnerId", false, &ep->owner_id));
 	TRY(get_dup_str(c, o, "PolicyDocument", false, &ep->policy_document));
@@ -826,15 +829,41 @@ static int parse_eni(struct ctx *c, const json_t *o, struct epg_eni *eni)
 /* ------------------------------------------------------------------------ */
 /* PrefixLists                                                               */
 
+/* One address of a prefix list: {"Cidr": ...} of Entries, or a string of
+ * describe-prefix-lists' "Cidrs". */
+static int prefix_list_entry(struct ctx *c, const json_t *e, bool plain, struct epg_cidr *out)
+{
+	char sh[SHOW_LEN];
+	const char *s = json_string_value(e);
+
+	if (!plain) {
+		TRY(want_object(c, e));
+		return key_cidr(c, e, "Cidr", AF_UNSPEC, true, out);
+	}
+	if (!s)
+		return fail(c, "expected a string, got %s", type_name(e));
+	if (parse_cidr(s, AF_UNSPEC, true, out) != CIDR_OK)
+		return fail(c, "\"%s\" is not a CIDR (expected a.b.c.d/len or x:x::x/len)", show(s, sh));
+	return 0;
+}
+
 static int parse_prefix_list(struct ctx *c, const json_t *o, struct epg_prefix_list *pl)
 {
+	const char *key = "Entries";
 	const json_t *arr, *e;
 	size_t i, old;
 
 	TRY(set_origin(c, &pl->origin));
 	TRY(get_dup_str(c, o, "PrefixListId", true, &pl->id));
 	TRY(get_dup_str(c, o, "PrefixListName", false, &pl->name));
-	TRY(get_array(c, o, "Entries", &arr));
+	TRY(get_array(c, o, key, &arr));
+	if (!arr) {
+		key = "Cidrs"; /* describe-prefix-lists */
+		TRY(get_array(c, o, key, &arr));
+	}
+	if (!arr)
+		return fail(c, "prefix list %s has neither Entries nor Cidrs: a rule naming it would match nothing (add its entries: aws ec2 get-managed-prefix-list-entries --prefix-list-id %s, as \"Entries\" in this object; describe-prefix-lists prints \"Cidrs\")",
+			    pl->id, pl->id);
 	if (!json_array_size(arr))
 		return 0;
 	pl->entries = calloc(json_array_size(arr), sizeof(*pl->entries));
@@ -842,12 +871,11 @@ static int parse_prefix_list(struct ctx *c, const json_t *o, struct epg_prefix_l
 		return nomem(c);
 	pl->n_entries = json_array_size(arr);
 
-	old = push_key(c, "Entries");
+	old = push_key(c, key);
 	json_array_foreach(arr, i, e) {
 		size_t at = push_idx(c, i);
 
-		TRY(want_object(c, e));
-		TRY(key_cidr(c, e, "Cidr", AF_UNSPEC, true, &pl->entries[i]));
+		TRY(prefix_list_entry(c, e, key[0] == 'C', &pl->entries[i]));
 		pop(c, at);
 	}
 	pop(c, old);
@@ -1288,6 +1316,12 @@ static int load_doc_tree(struct epg_config *cfg, const char *name, const char *b
 	if (!json_is_object(doc)) {
 		ret = fail(&c, "top level is %s (expected an object with %s)",
 			   type_name(doc), KNOWN_KEYS);
+		goto out_doc;
+	}
+	if (json_object_get(doc, "NextToken")) {
+		/* what a missing page holds would go unenforced, or fall back to
+		 * another network ACL, without a word */
+		ret = fail_key(&c, "NextToken", "this is one page of a longer answer (the AWS CLI printed a NextToken because of --max-items or --no-paginate): fetch every page (leave those options out) and give all of them");
 		goto out_doc;
 	}
 	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
