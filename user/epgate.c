@@ -262,11 +262,24 @@ static int detach_opt(int opt, const char *arg, void *ctx)
 	return 0;
 }
 
+/* detach --all: each interface's line; the exit status of the first failure. */
+static void detached_one(const char *ifname, int rc, const struct epg_error *err, void *ctx)
+{
+	int *ret = ctx;
+
+	if (!rc) {
+		printf("detached from %s\n", ifname);
+		return;
+	}
+	rc = fail(rc, err);
+	if (*ret == EXIT_SUCCESS)
+		*ret = rc;
+}
+
 static int cmd_detach(int argc, char **argv)
 {
 	static const struct option extra[] = { { "all", no_argument, NULL, 'a' }, { 0 } };
 	struct epg_error err = { "" };
-	struct epg_snapshot s;
 	struct epg_maps m;
 	bool all = false;
 	int rc, ret = EXIT_SUCCESS;
@@ -289,28 +302,9 @@ static int cmd_detach(int argc, char **argv)
 		epg_maps_close(&m);
 		return ret;
 	}
-	rc = epg_snapshot_read(&m, &s, &err);
-	if (rc) {
-		epg_maps_close(&m);
-		return fail(rc, &err);
-	}
-	for (size_t i = 0; i < s.n_ifaces; i++) {
-		size_t j = 0;
-
-		/* a deleted interface made again under its name: one detach
-		 * handles both entries */
-		while (j < i && strncmp(s.ifaces[j].info.name, s.ifaces[i].info.name,
-					sizeof(s.ifaces[i].info.name)))
-			j++;
-		if (j < i)
-			continue;
-		rc = epg_detach(&m, s.ifaces[i].info.name, &err);
-		if (rc)
-			ret = fail(rc, &err);
-		else
-			printf("detached from %s\n", s.ifaces[i].info.name);
-	}
-	epg_snapshot_free(&s);
+	rc = epg_detach_all(&m, detached_one, &ret, &err);
+	if (rc && ret == EXIT_SUCCESS) /* failed before any interface */
+		ret = fail(rc, &err);
 	epg_maps_close(&m);
 	return ret;
 }

@@ -124,3 +124,42 @@ out=$(epgate detach epg-lx 2>&1) && pass "detach epg-lx (made again, ifindex $LX
 	pass "the old interface's defunct links are unpinned" || fail "pins left: $(ls "$EPG_PIN/links")"
 [ -z "$(iface epg-lx)" ] && pass "status lists no epg-lx" || fail "status still lists epg-lx: $(iface epg-lx)"
 ip -n "$NS_GW" link del epg-lx
+
+# a replace whose tc half fails (its tcx link gone) leaves the new XDP
+# program recorded: status names the program that runs, detach removes it
+X1=$(ifindex gw-cl1)
+rm -f "$EPG_PIN/links/tc-$X1"
+out=$(epgate attach --replace gw-cl1 2>&1)
+rc=$?
+rec=$(iface gw-cl1 | jq -r .program_id)
+cur=$(xdp_prog gw-cl1)
+if [ "$rc" -ne 0 ] && grep -q "the XDP program was replaced, the tc egress program was not" <<<"$out" &&
+	[ -n "$cur" ] && [ "$rec" = "$cur" ] && [ "$(iface gw-cl1 | jq -r .attached)" = true ]; then
+	pass "replace with the tc link gone: fails saying so, and status records the XDP program now running ($cur)"
+else
+	fail "a half-done replace records the XDP program that runs" "exit $rc: $out" "recorded $rec, running $cur"
+fi
+out=$(epgate detach gw-cl1 2>&1) && [ -z "$(xdp_prog gw-cl1)" ] &&
+	pass "and detach removes it: $out" || fail "detach after a half-done replace: $out; XDP still $(xdp_prog gw-cl1)"
+epgate attach gw-cl1 >/dev/null 2>&1 || fail "attach gw-cl1 again"
+
+# renamed after the attach: still enforcing (status says attached, by its
+# index), and detach --all finds it by index, not by the name it had
+ip -n "$NS_GW" link add epg-rn type veth peer name epg-rp && ip -n "$NS_GW" link set epg-rn up &&
+	ip -n "$NS_GW" link set epg-rp up || abort "cannot create the veth pair epg-rn"
+epgate attach epg-rn >/dev/null 2>&1 || fail "attach epg-rn"
+ip -n "$NS_GW" link set epg-rn down && ip -n "$NS_GW" link set epg-rn name epg-rn2 &&
+	ip -n "$NS_GW" link set epg-rn2 up || abort "cannot rename epg-rn"
+att=$(iface epg-rn | jq -r .attached)
+[ "$att" = true ] && [ -n "$(xdp_prog epg-rn2)" ] &&
+	pass "epg-rn renamed epg-rn2: its program stays, status --json says attached" ||
+	fail "renamed interface: status attached $att (want true), XDP program on epg-rn2: $(xdp_prog epg-rn2)"
+out=$(epgate detach --all 2>&1)
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q "detached from epg-rn2 (attached as epg-rn)" <<<"$out" && [ -z "$(xdp_prog epg-rn2)" ] &&
+	[ "$(epgate status --json 2>/dev/null | jq '.interfaces | length')" = 0 ]; then
+	pass "detach --all detaches the renamed epg-rn2 too, and every other interface: $(tr '\n' ';' <<<"$out")"
+else
+	fail "detach --all detaches a renamed interface" "exit $rc: $out" "XDP on epg-rn2: $(xdp_prog epg-rn2)"
+fi
+ip -n "$NS_GW" link del epg-rn2

@@ -73,10 +73,9 @@ static uint32_t attached_prog_id(uint32_t ifindex, const struct epg_iface_info *
 
 bool epg_iface_live(uint32_t ifindex, const struct epg_iface_info *info)
 {
-	char name[IF_NAMESIZE];
-
-	return if_indextoname(ifindex, name) && !strncmp(name, info->name, sizeof(info->name)) &&
-	       attached_prog_id(ifindex, info) != 0;
+	/* by index and program: a renamed interface still enforces; a deleted
+	 * one's index is gone (and indexes are not handed out again soon) */
+	return attached_prog_id(ifindex, info) != 0;
 }
 
 bool epg_iface_enforcing(struct epg_maps *m, const char *ifname)
@@ -604,28 +603,18 @@ out:
 	return rc;
 }
 
-int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
+/* Detach what epg_ifaces records on ifindex (an interface that exists);
+ * ifname names it in messages. -ENOENT without a record. */
+static int detach_ifindex(struct epg_maps *m, uint32_t ifindex, const char *ifname,
+			  struct epg_error *err)
 {
-	uint32_t ifindex = if_nametoindex(ifname);
 	struct epg_iface_info info;
 	struct xdp_program *prog;
-	int rc = 0, forgot;
+	int rc = 0;
 
-	/* an interface of that name deleted (perhaps made again): the kernel
-	 * detached with it; its links stay pinned, defunct, until removed */
-	forgot = forget_gone(m, ifname);
-	if (!ifindex) {
-		if (forgot)
-			return 0;
-		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace",
-			       ifname);
-	}
-	if (bpf_map_lookup_elem(m->ifaces, &ifindex, &info)) {
-		if (forgot)
-			return 0;
+	if (bpf_map_lookup_elem(m->ifaces, &ifindex, &info))
 		return set_err(err, -ENOENT, "%s: epgate is not attached here (epgate status lists where it is)",
 			       ifname);
-	}
 	libxdp_bpffs(m->pin_dir);
 	if (info.xdp_method == EPG_XDP_LINK) {
 		rc = link_drop(m, "xdp", ifindex);
@@ -649,6 +638,60 @@ int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
 	/* not attached any more (someone else removed it): forget it all the same */
 	bpf_map_delete_elem(m->ifaces, &ifindex);
 	return 0;
+}
+
+int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err)
+{
+	uint32_t ifindex = if_nametoindex(ifname);
+	int rc, forgot;
+
+	/* an interface of that name deleted (perhaps made again): the kernel
+	 * detached with it; its links stay pinned, defunct, until removed */
+	forgot = forget_gone(m, ifname);
+	if (!ifindex) {
+		if (forgot)
+			return 0;
+		return set_err(err, -ENODEV, "interface %s does not exist in this network namespace",
+			       ifname);
+	}
+	rc = detach_ifindex(m, ifindex, ifname, err);
+	return rc == -ENOENT && forgot ? 0 : rc;
+}
+
+int epg_detach_all(struct epg_maps *m,
+		   void (*each)(const char *ifname, int rc, const struct epg_error *err, void *ctx),
+		   void *ctx, struct epg_error *err)
+{
+	struct epg_error one;
+	struct ifaces f;
+	int rc, first = 0;
+
+	forget_gone(m, NULL); /* deleted interfaces: the kernel detached them */
+	if (ifaces_read(m, &f))
+		return set_err(err, -EIO, "%s/epg_ifaces: cannot read the attachments", m->pin_dir);
+	/* by index, not by the recorded name: an interface renamed since it
+	 * was attached is still detached */
+	for (size_t i = 0; i < f.n; i++) {
+		char cur[IF_NAMESIZE], label[IF_NAMESIZE + 32];
+
+		if (!if_indextoname(f.keys[i], cur))
+			continue;
+		if (strncmp(cur, f.info[i].name, sizeof(f.info[i].name)))
+			snprintf(label, sizeof(label), "%s (attached as %.*s)", cur,
+				 (int)sizeof(f.info[i].name), f.info[i].name);
+		else
+			snprintf(label, sizeof(label), "%s", cur);
+		one.msg[0] = '\0';
+		rc = detach_ifindex(m, f.keys[i], label, &one);
+		if (rc && !first) {
+			first = rc;
+			*err = one;
+		}
+		if (each)
+			each(label, rc, &one, ctx);
+	}
+	ifaces_free(&f);
+	return first;
 }
 
 int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct epg_error *err)
@@ -720,8 +763,14 @@ int epg_replace(struct epg_maps *m, const char *ifname, bool same_too, struct ep
 	rc = info.tc_method == EPG_TC_TCX ? link_replace(m, "tc", ifindex, tc_fd, -1) :
 		tc_attach(ifindex, tc_fd);
 	if (rc) {
-		set_err(err, rc, "%s: the XDP program was replaced, the tc egress program was not: %s",
-			ifname, strerror(-rc));
+		/* the new XDP program is the one attached now: recorded as such
+		 * (with the old tc program), so that status, detach and another
+		 * replace find it */
+		int r = record(m, ifindex, ifname, info.mode, info.xdp_method,
+			       prog_id_of_fd(xdp_fd), info.tc_method, info.tc_prog_id);
+
+		set_err(err, rc, "%s: the XDP program was replaced, the tc egress program was not: %s%s",
+			ifname, strerror(-rc), r ? " (and epg_ifaces could not record the new XDP program)" : "");
 		goto out;
 	}
 	rc = record(m, ifindex, ifname, info.mode, info.xdp_method, prog_id_of_fd(xdp_fd),

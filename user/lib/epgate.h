@@ -81,16 +81,23 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 /* The index of interface ifname, or 0 with err set (-ENODEV) when this
  * network namespace has none of that name. */
 unsigned int epg_iface_index(const char *ifname, struct epg_error *err);
-/* An epg_ifaces record still in force: the interface of that index has its
- * name, and the XDP program recorded is attached to it. A record outlives an
- * interface deleted (or made again) meanwhile, or a program removed behind
- * epgate's back. */
+/* An epg_ifaces record still in force: the XDP program recorded is attached
+ * to the interface of that index (whatever it is called now). A record
+ * outlives an interface deleted (or made again) meanwhile, or a program
+ * removed behind epgate's back. */
 bool epg_iface_live(uint32_t ifindex, const struct epg_iface_info *info);
 /* epgate's XDP program is attached to the interface of that name now. */
 bool epg_iface_enforcing(struct epg_maps *m, const char *ifname);
 int epg_attach(struct epg_maps *m, const char *ifname, enum epg_attach_mode mode,
 	       struct epg_error *err);
 int epg_detach(struct epg_maps *m, const char *ifname, struct epg_error *err);
+/* Detach from every interface recorded, by index (a renamed interface
+ * included), forgetting deleted ones; each (may be NULL) is told every
+ * interface's name and result. Returns 0 or the first error (err set): the
+ * others are still tried. */
+int epg_detach_all(struct epg_maps *m,
+		   void (*each)(const char *ifname, int rc, const struct epg_error *err, void *ctx),
+		   void *ctx, struct epg_error *err);
 /* Replace the programs attached on ifname by this build's, atomically (the
  * interface is never without one), keeping every pinned map: policy,
  * counters and the flow table. Unless same_too, returns 1 (nothing done)
