@@ -216,6 +216,10 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 		/* type, code, checksum, then the echo identifier */
 		__u8 *ic = l4;
 
+		/* ICMP in IPv4, ICMPv6 in IPv6: the other's number is just a
+		 * protocol (never an error quoting, and so related to, a flow) */
+		if ((p->proto == IPPROTO_ICMP) != (p->family == AF_INET))
+			break;
 		if ((void *)(ic + 4) > data_end || (void *)(ic + 4) > l4_end)
 			return EPG_R_TRUNCATED_L4;
 		p->port[0] = ic[0];

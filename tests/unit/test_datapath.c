@@ -652,6 +652,16 @@ static void conntrack_tests(void)
 				    .proto = IPPROTO_ICMPV6, .icmp_type = 2, .quote = &o6 };
 	step("ICMPv6 packet-too-big for a tracked flow", &too_big, XDP_PASS, "vpce-aaaa", IN,
 	     EPG_R_RELATED, NULL);
+	/* an IPv4 packet of protocol 58 is no ICMPv6 error: a quote forged
+	 * as IPv6 whose addresses begin with the tracked flow's IPv4 ones
+	 * relates it to nothing (the endpoint's SYN 198.18.10.1:40000 ->
+	 * 198.18.40.1:5432 as c612:a01:: -> c612:2801::) */
+	struct pkt_spec v6ish = { .family = AF_INET6, .src = "c612:a01::", .dst = "c612:2801::",
+				  .proto = IPPROTO_TCP, .sport = 40000, .dport = 5432 };
+	struct pkt_spec p58 = { .family = AF_INET, .src = "198.18.40.1", .dst = A4,
+				.proto = IPPROTO_ICMPV6, .icmp_type = 1, .quote = &v6ish };
+	step("IPv4 protocol 58 'quoting' a tracked flow: a protocol, not related", &p58, XDP_DROP,
+	     "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
 	struct pkt_spec unreachable = { .family = AF_INET6, .src = "fd00:99::1", .dst = A6,
 					.proto = IPPROTO_ICMPV6, .icmp_type = 1, .quote = &syn };
 	step("ICMPv6 error quoting an IPv4 flow", &unreachable, XDP_DROP, "vpce-aaaa", IN,
