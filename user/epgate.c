@@ -198,7 +198,7 @@ static int parse_opts(const struct cmd *c, int argc, char **argv, const char *sh
 
 struct attach_args {
 	enum epg_attach_mode mode;
-	bool replace;
+	bool replace, mode_given;
 };
 
 static int attach_opt(int opt, const char *arg, void *ctx)
@@ -210,6 +210,7 @@ static int attach_opt(int opt, const char *arg, void *ctx)
 		a->replace = true;
 		return 0;
 	}
+	a->mode_given = true;
 	if (!strcmp(arg, "native"))
 		*mode = EPG_MODE_NATIVE;
 	else if (!strcmp(arg, "skb"))
@@ -235,6 +236,8 @@ static int cmd_attach(int argc, char **argv)
 		return rc;
 	if (argc - optind != 1)
 		return usage_error("attach", "expected one interface name");
+	if (a.replace && a.mode_given)
+		return usage_error("attach", "--replace keeps the mode the interface was attached in; to change it, detach and attach again");
 	if (!epg_iface_index(argv[optind], &err)) /* before any pin is made */
 		return fail(-ENODEV, &err);
 	rc = epg_maps_open(&m, epg_pin_dir(pin_arg), EPG_OPEN_CREATE | EPG_OPEN_LOCK, &err);
@@ -242,6 +245,8 @@ static int cmd_attach(int argc, char **argv)
 		return fail(rc, &err);
 	rc = a.replace ? epg_replace(&m, argv[optind], true, &err) :
 			 epg_attach(&m, argv[optind], mode, &err);
+	if (rc == -EINVAL) /* the kernel refused the load or the attach: not the input */
+		rc = -EIO;
 	if (rc < 0) {
 		epg_maps_close(&m);
 		return fail(rc, &err);
@@ -846,6 +851,13 @@ static int cmd_conntrack(int argc, char **argv)
 			fprintf(stderr, "epgate: cannot remove flows: %s\n", strerror(-rc));
 			return EXIT_FAILURE;
 		}
+		if (flags[0]) {
+			json_t *j = json_object();
+
+			json_object_set_new(j, "removed", json_integer(rc));
+			json_object_set_new(j, "which", json_string(flags[2] ? "all" : "idle"));
+			return print_json(j);
+		}
 		printf("removed %d %s flows\n", rc, flags[2] ? "tracked" : "idle");
 		return EXIT_SUCCESS;
 	}
@@ -865,6 +877,11 @@ static int cmd_conntrack(int argc, char **argv)
 	rc = epg_ct_foreach(&m, print_flow, &c);
 	epg_snapshot_free(&s);
 	epg_maps_close(&m);
+	if (rc) { /* a part of the table is no answer */
+		json_decref(c.arr);
+		fprintf(stderr, "epgate: cannot read the flow table (epg_ct): %s\n", strerror(-rc));
+		return EXIT_FAILURE;
+	}
 	if (c.json) {
 		json_t *j = json_object();
 
@@ -876,7 +893,7 @@ static int cmd_conntrack(int argc, char **argv)
 	}
 	printf("%zu flows tracked, %zu more allowed (conntrack_allowance_available)\n", c.n,
 	       (size_t)EPG_CT_MAX - c.n);
-	return rc ? EXIT_FAILURE : EXIT_SUCCESS;
+	return EXIT_SUCCESS;
 }
 
 /* ---- serve ------------------------------------------------------------------ */
@@ -1074,7 +1091,9 @@ static int cmd_explain(int argc, char **argv)
 		if (r.endpoint_traffic) {
 			json_object_set_new(j, "endpoint_id", json_string(r.ep.endpoint_id));
 			json_object_set_new(j, "direction", json_string(dir_name(r.dir)));
-			json_object_set_new(j, "reason", json_string(epg_reason_label(r.reason)));
+			json_object_set_new(j, "reason", r.plumbing ? json_null() :
+					    json_string(epg_reason_label(r.reason)));
+			json_object_set_new(j, "passes_untouched", json_boolean(r.plumbing));
 			json_object_set_new(j, "tracked_flow", r.tracked ?
 				json_pack("{s:s, s:I}", "state", epg_ct_state_name(r.flow.state),
 					  "timeout_seconds", (json_int_t)r.flow.timeout_s) : json_null());
@@ -1094,7 +1113,11 @@ static int cmd_explain(int argc, char **argv)
 		       a.src, a.dst);
 		return EXIT_SUCCESS;
 	}
-	printf("%s (%s)\n", r.verdict == EPG_DROP ? "reject" : "accept", epg_reason_label(r.reason));
+	if (r.plumbing)
+		printf("accept: ICMPv6 neighbour discovery or multicast listener message as the link carries it: link plumbing, passes untouched (not counted under the endpoint)\n");
+	else
+		printf("%s (%s)\n", r.verdict == EPG_DROP ? "reject" : "accept",
+		       epg_reason_label(r.reason));
 	printf("  endpoint:      %s %s, %s\n", r.ep.endpoint_id, r.ep.service_name, dir_name(r.dir));
 	printf("  packet:        %s %s -> %s", proto_label((uint8_t)a.q.proto, pb, sizeof(pb)),
 	       a.src, a.dst);
@@ -1131,8 +1154,9 @@ static const struct cmd cmds[] = {
 	  "  --mode skb     generic XDP, for drivers without native support\n"
 	  "  --replace      upgrade: replace the programs attached on IFACE by this\n"
 	  "                 build's atomically (link update, or netlink replace),\n"
-	  "                 keeping policy, counters and flows (not through libxdp's\n"
-	  "                 dispatcher: there, detach and attach again)\n" },
+	  "                 keeping policy, counters, flows and the mode (not with\n"
+	  "                 --mode; not through libxdp's dispatcher: there, detach\n"
+	  "                 and attach again)\n" },
 	{ "detach", cmd_detach, "IFACE | --all",
 	  "Remove epgate's programs from IFACE (and unpin its links), or from\n"
 	  "every interface it is attached to. Maps, policy and counters stay pinned.\n" },
@@ -1181,9 +1205,14 @@ static const struct cmd cmds[] = {
 	  "Say what the installed datapath does with this packet and why: the\n"
 	  "verdict and reason, the network ACL entry and security-group rule that\n"
 	  "decided, and whether a tracked flow exists. It runs a private copy of the\n"
-	  "program on the pinned policy: no counter, flow or policy changes.\n"
+	  "program on the pinned policy: no counter, flow or policy changes. It\n"
+	  "cannot know where a packet would arrive, so the check of a packet\n"
+	  "from an endpoint address against the route back to it (spoofing) is\n"
+	  "not in its answer; an ICMP error is built without a quoted packet, so\n"
+	  "it is never 'related' here.\n"
 	  "  --dport N      destination port, required for tcp and udp\n"
-	  "  --sport N      source port (default 49152)\n"
+	  "  --sport N      source port (default 49152); for icmp echo, its\n"
+	  "                 identifier (default 0)\n"
 	  "  --icmp-type T, --icmp-code C  for icmp and icmpv6 (default 0 each)\n"
 	  "  --tcp-flags N  TCP flags of the packet (default 2, a SYN)\n" },
 	{ "conntrack", cmd_conntrack, "[--json] [--expire | --flush]",
@@ -1192,7 +1221,10 @@ static const struct cmd cmds[] = {
 	  "  --expire  remove flows idle longer than their timeout now (the sweeper;\n"
 	  "            the datapath also removes an idle flow when it meets one)\n"
 	  "  --flush   remove every tracked flow: open connections are then judged\n"
-	  "            by the rules again, packet by packet\n"
+	  "            by the rules again, packet by packet; and the fragmented\n"
+	  "            datagrams in flight (their later fragments are then dropped\n"
+	  "            as 'fragment')\n"
+	  "  --json    also with --expire and --flush: {\"removed\": N, \"which\": ...}\n"
 	  "While serve writes flow logs, flows removed here are reported as SKIPDATA.\n" },
 };
 

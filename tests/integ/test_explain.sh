@@ -52,6 +52,19 @@ check "apply the examples again, no exempt peer" E apply "$EX"/*.json
 j=$(x --src 10.20.99.5 --dst 10.20.1.37 --proto tcp --dport 443)
 check "the ACL denies it again" test "$(jq -r .reason <<<"$j")" = denied_by_acl
 check "status: no exempt peer" test "$(E status --json | jq .exempt_peers)" = 0
+# neighbour discovery to an endpoint address: link plumbing, as the datapath
+# passes it (hop limit 255), not judged by the group
+j=$(x --src fe80::1 --dst 2001:db8:20:1::37 --proto icmpv6 --icmp-type 135)
+check "neighbour solicitation: passes untouched, no reason" \
+	test "$(jq -r '.verdict + " " + (.passes_untouched | tostring) + " " + (.reason | tostring)' <<<"$j")" = "accept true null"
+j=$(x --src 2001:db8:99::1 --dst 2001:db8:20:1::37 --proto icmpv6 --icmp-type 200)
+check "other ICMPv6 is judged" test "$(jq -r '.passes_untouched' <<<"$j")" = false
+E conntrack --json --expire >"$TMP/ct.json" 2>&1
+check "conntrack --json --expire answers in JSON" test "$(jq -r '"\(.removed) \(.which)"' "$TMP/ct.json" 2>&1)" = "0 idle"
+out=$(E attach epg-no-such-if --replace --mode skb 2>&1)
+rc=$?
+check "attach --replace --mode: usage error 2, before the interface is looked at (replace keeps the mode)" \
+	eval '[ "$rc" -eq 2 ] && grep -q "replace keeps the mode" <<<"$out"'
 E explain --src 10.20.1.100 --dst 10.20.1.37 --proto tcp >/dev/null 2>&1
 check "tcp without --dport: usage error 2" test $? -eq 2
 E explain --src 10.20.1.100 --dst 2001:db8::1 --proto tcp --dport 1 >/dev/null 2>&1

@@ -494,6 +494,13 @@ rc=$?
 check '[ "$rc" -eq 2 ] && grep -q "pid $SERVE_PID\\b" <<<"$out" && kill -0 "$SERVE_PID" && healthz_ok' \
 	"a second serve on the same pin directory exits 2 naming pid $SERVE_PID: $out" \
 	"exit $rc (want 2): $out" "first serve $(kill -0 "$SERVE_PID" 2>/dev/null && echo alive || echo gone)"
+# the same directory spelled another way (a trailing slash) is the same one
+out=$(EPG_CMD_TIMEOUT=10 epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN//" serve --config "${CONFIGS[@]}" \
+	--listen "127.0.0.1:$OTHER" 2>&1 </dev/null)
+rc=$?
+check '[ "$rc" -eq 2 ] && grep -q "pid $SERVE_PID\\b" <<<"$out" && kill -0 "$SERVE_PID"' \
+	"--pin-dir $EPG_PIN// is the same pin directory: exit 2 naming pid $SERVE_PID" \
+	"exit $rc (want 2): $out"
 
 # ---- SIGKILL while pings run; a new serve adopts the pins ------------------------
 

@@ -47,7 +47,11 @@ static size_t build_frame(const struct epg_explain_query *q, uint8_t *f)
 	} else {
 		f[l3] = 0x60;
 		f[l3 + 6] = (uint8_t)q->proto;
-		f[l3 + 7] = 64;
+		/* neighbour discovery and multicast listener messages as the
+		 * link carries them (hop limit 255, 1): passed as plumbing */
+		f[l3 + 7] = q->proto != IPPROTO_ICMPV6 ? 64 :
+			    q->icmp_type >= 133 && q->icmp_type <= 137 ? 255 :
+			    (q->icmp_type >= 130 && q->icmp_type <= 132) || q->icmp_type == 143 ? 1 : 64;
 		memcpy(f + l3 + 8, q->src, 16);
 		memcpy(f + l3 + 24, q->dst, 16);
 		l4 = l3 + 40;
@@ -197,15 +201,28 @@ int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,
 		goto out;
 	}
 	r->verdict = topts.retval == XDP_DROP ? EPG_DROP : EPG_ACCEPT;
+	/* a flow the run found idle is gone from its private table: the
+	 * packet met none, and the answer says so */
+	{
+		struct epg_ct_val after;
+
+		if (r->tracked && bpf_map_lookup_elem(bpf_map__fd(skel->maps.epg_ct), &fk, &after))
+			r->tracked = false;
+	}
 
 	/* What moved: the reason, and the ACL entry and rule hit. */
 	{
 		struct epg_ep_counters c;
 
+		bool moved = false;
+
 		rc = epg_percpu_sum(bpf_map__fd(skel->maps.epg_ep_stats), r->ep_slot, &c, sizeof(c));
 		for (uint32_t rs = 0; !rc && rs < EPG_REASON_SLOTS; rs++)
-			if (c.c[r->dir][rs].packets)
+			if (c.c[r->dir][rs].packets) {
 				r->reason = rs;
+				moved = true;
+			}
+		r->plumbing = !rc && !moved && r->verdict == EPG_ACCEPT;
 	}
 	{
 		uint32_t key, next, *prev = NULL;

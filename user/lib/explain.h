@@ -31,6 +31,8 @@ struct epg_explain_result {
 	struct epg_rule_info rule;
 	bool tracked;            /* a tracked flow exists for it */
 	struct epg_ct_val flow;
+	bool plumbing;           /* endpoint traffic passed untouched: ICMPv6
+				  * neighbour discovery or MLD (no counter moved) */
 };
 
 int epg_explain(struct epg_maps *m, const struct epg_explain_query *q,

@@ -118,15 +118,22 @@ static bool same_file(int fd, const char *path)
 }
 
 /* One serve per pin directory: a lock file named after it in /run/lock,
- * released by the kernel whenever the process ends, SIGKILL included. */
+ * released by the kernel whenever the process ends, SIGKILL included. The
+ * directory's real path names it, so that /sys/fs/bpf/epgate/ or a symlink
+ * to it is the same one (a directory not made yet: without trailing '/'). */
 static int take_serve_lock(struct serve *sv, struct epg_error *err)
 {
-	char *path = sv->lock_path, pid[32];
+	char *path = sv->lock_path, pid[32], *real = realpath(sv->o->pin_dir, NULL);
+	const char *name = real ? real : sv->o->pin_dir;
+	size_t len = strlen(name);
 	uint32_t h = 2166136261u;
 	ssize_t n;
 
-	for (const char *p = sv->o->pin_dir; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
+	while (len > 1 && name[len - 1] == '/')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)name[i]) * 16777619u;
+	free(real);
 	mkdir("/run/lock", 0755);
 	snprintf(path, sizeof(sv->lock_path), "/run/lock/epgate-serve-%08x.lock", h);
 again:
