@@ -123,6 +123,28 @@ static __always_inline int epg_is_link_control(const struct epg_pkt *p)
 	return ((t >= 130 && t <= 132) || t == 143) && p->hop_limit == 1;
 }
 
+struct epg_ip6_ext {
+	__u8 nexthdr;
+	__u8 hdrlen;
+	__be16 frag_off; /* fragment header only */
+	__be32 ident;
+};
+
+/* Offsets into a frame are below 64 KiB; masking keeps the verifier's view
+ * of an offset to one range. */
+#define EPG_OFF_MASK 0xffff
+
+static __always_inline int epg_ip6_is_ext(__u8 next)
+{
+	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
+	       next == IPPROTO_DSTOPTS || next == IPPROTO_FRAGMENT || next == IPPROTO_AH;
+}
+
+/* Extension headers walked in an ICMPv6 error's quote: a quoted fragment
+ * header and one more (the verifier's budget does not allow the packet's
+ * own 8 here; a longer quote is related to nothing). */
+#define EPG_QUOTE_EXT_MAX 2
+
 /* The quoted header of an ICMP error: IP header, then 8 bytes of L4. A quote
  * that is cut short is simply not related to anything. */
 static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, void *end,
@@ -135,19 +157,51 @@ static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, voi
 
 		if ((void *)(ip + 1) > data_end || (void *)(ip + 1) > end || ip->ihl < 5)
 			return;
+		if (ip->frag_off & bpf_htons(0x1fff))
+			return; /* a later fragment quoted: data where the ports would be */
 		__builtin_memcpy(p->inner.saddr, &ip->saddr, 4);
 		__builtin_memcpy(p->inner.daddr, &ip->daddr, 4);
 		p->inner.proto = ip->protocol;
 		l4 = q + (ip->ihl & 0xf) * 4;
 	} else {
 		struct ipv6hdr *ip6 = q;
+		__u32 off = sizeof(*ip6);
+		__u8 next;
 
 		if ((void *)(ip6 + 1) > data_end || (void *)(ip6 + 1) > end)
 			return;
 		__builtin_memcpy(p->inner.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(p->inner.daddr, &ip6->daddr, 16);
-		p->inner.proto = ip6->nexthdr;
-		l4 = (void *)(ip6 + 1);
+		/* the quoted packet's extension headers (a fragmented datagram's
+		 * first fragment: path MTU discovery, reassembly time exceeded),
+		 * walked as the packet's own are */
+		next = ip6->nexthdr;
+		for (int i = 0; i < EPG_QUOTE_EXT_MAX; i++) {
+			struct epg_ip6_ext *ext;
+			__u32 len;
+
+			if (!epg_ip6_is_ext(next))
+				break;
+			off &= EPG_OFF_MASK;
+			ext = q + off;
+			if ((void *)(ext + 1) > data_end || (void *)(ext + 1) > end)
+				return;
+			len = (ext->hdrlen + 1) * 8;
+			if (next == IPPROTO_AH)
+				len = (ext->hdrlen + 2) * 4;
+			if (next == IPPROTO_FRAGMENT) {
+				if (ext->frag_off & bpf_htons(0xfff8))
+					return; /* a later fragment quoted */
+				len = 8;
+			}
+			next = ext->nexthdr;
+			off += len;
+		}
+		if (epg_ip6_is_ext(next))
+			return;
+		p->inner.proto = next;
+		off &= EPG_OFF_MASK;
+		l4 = q + off;
 	}
 	/* the quote must hold 8 bytes of L4 within the IP packet, not padding */
 	if ((void *)(l4 + 8) > data_end || (void *)(l4 + 8) > end)
@@ -170,12 +224,6 @@ static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, voi
 struct epg_vlan_hdr {
 	__be16 tci;
 	__be16 proto;
-};
-struct epg_ip6_ext {
-	__u8 nexthdr;
-	__u8 hdrlen;
-	__be16 frag_off; /* fragment header only */
-	__be32 ident;
 };
 
 static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_end,
@@ -314,16 +362,6 @@ static __always_inline int epg_parse_ipv4(struct epg_pkt *p, void *nh, void *dat
 	}
 
 	return epg_parse_l4(p, nh + hlen, nh + tot, data_end, l2 + hlen);
-}
-
-/* Offsets into a frame are below 64 KiB; masking keeps the verifier's view
- * of an offset to one range. */
-#define EPG_OFF_MASK 0xffff
-
-static __always_inline int epg_ip6_is_ext(__u8 next)
-{
-	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
-	       next == IPPROTO_DSTOPTS || next == IPPROTO_FRAGMENT || next == IPPROTO_AH;
 }
 
 static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *data_end,

@@ -652,6 +652,19 @@ static void conntrack_tests(void)
 				    .proto = IPPROTO_ICMPV6, .icmp_type = 2, .quote = &o6 };
 	step("ICMPv6 packet-too-big for a tracked flow", &too_big, XDP_PASS, "vpce-aaaa", IN,
 	     EPG_R_RELATED, NULL);
+	/* quoting the flow's first fragment: the fragment header walked over */
+	struct pkt_spec o6_first = o6;
+	o6_first.v6_frag_hdr = 1;
+	o6_first.frag = 1; /* offset 0, more fragments */
+	too_big.quote = &o6_first;
+	step("ICMPv6 packet-too-big quoting a tracked flow's first fragment", &too_big, XDP_PASS,
+	     "vpce-aaaa", IN, EPG_R_RELATED, NULL);
+	struct pkt_spec o6_later = o6_first;
+	o6_later.frag = (1 << 3) | 1; /* offset 8 bytes: no ports in it */
+	too_big.quote = &o6_later;
+	step("ICMPv6 error quoting a later fragment: related to nothing", &too_big, XDP_DROP,
+	     "vpce-aaaa", IN, EPG_R_NO_RULE, NULL);
+	too_big.quote = &o6;
 	/* an IPv4 packet of protocol 58 is no ICMPv6 error: a quote forged
 	 * as IPv6 whose addresses begin with the tracked flow's IPv4 ones
 	 * relates it to nothing (the endpoint's SYN 198.18.10.1:40000 ->
