@@ -571,7 +571,7 @@ static int cmd_status(int argc, char **argv)
 		       mode_name(f->mode), f->prog_id, xdp_method_text(f->xdp_method),
 		       f->tc_prog_id, f->tc_method == EPG_TC_TCX ? "pinned tcx link" : "clsact filter");
 		if (!epg_iface_live(s.ifaces[i].ifindex, f))
-			printf("    NOT attached now: the interface was deleted (or made again) or the program removed; epgate attach %s again, or epgate detach %s\n",
+			printf("    NOT attached now: the interface was deleted (or made again), or its XDP or tc egress program removed; epgate attach %s again (detach it first), or epgate detach %s\n",
 			       f->name, f->name);
 	}
 	printf("endpoints: %zu\n", s.n_eps);

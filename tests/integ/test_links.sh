@@ -126,7 +126,8 @@ out=$(epgate detach epg-lx 2>&1) && pass "detach epg-lx (made again, ifindex $LX
 ip -n "$NS_GW" link del epg-lx
 
 # a replace whose tc half fails (its tcx link gone) leaves the new XDP
-# program recorded: status names the program that runs, detach removes it
+# program recorded: status names the program that runs, and says the
+# interface is not fully attached (no tc egress program); detach removes it
 X1=$(ifindex gw-cl1)
 rm -f "$EPG_PIN/links/tc-$X1"
 out=$(epgate attach --replace gw-cl1 2>&1)
@@ -134,8 +135,8 @@ rc=$?
 rec=$(iface gw-cl1 | jq -r .program_id)
 cur=$(xdp_prog gw-cl1)
 if [ "$rc" -ne 0 ] && grep -q "the XDP program was replaced, the tc egress program was not" <<<"$out" &&
-	[ -n "$cur" ] && [ "$rec" = "$cur" ] && [ "$(iface gw-cl1 | jq -r .attached)" = true ]; then
-	pass "replace with the tc link gone: fails saying so, and status records the XDP program now running ($cur)"
+	[ -n "$cur" ] && [ "$rec" = "$cur" ] && [ "$(iface gw-cl1 | jq -r .attached)" = false ]; then
+	pass "replace with the tc link gone: fails saying so; status records the XDP program now running ($cur) and says not attached (no tc egress program)"
 else
 	fail "a half-done replace records the XDP program that runs" "exit $rc: $out" "recorded $rec, running $cur"
 fi

@@ -71,21 +71,6 @@ static uint32_t attached_prog_id(uint32_t ifindex, const struct epg_iface_info *
 	return id;
 }
 
-bool epg_iface_live(uint32_t ifindex, const struct epg_iface_info *info)
-{
-	/* by index and program: a renamed interface still enforces; a deleted
-	 * one's index is gone (and indexes are not handed out again soon) */
-	return attached_prog_id(ifindex, info) != 0;
-}
-
-bool epg_iface_enforcing(struct epg_maps *m, const char *ifname)
-{
-	uint32_t ifindex = if_nametoindex(ifname);
-	struct epg_iface_info info;
-
-	return ifindex && !bpf_map_lookup_elem(m->ifaces, &ifindex, &info) &&
-	       epg_iface_live(ifindex, &info);
-}
 
 /* tc egress: a clsact filter at our own handle and priority, so that it
  * neither replaces nor is replaced by anyone else's. */
@@ -260,6 +245,46 @@ static int tc_detach_any(const struct epg_maps *m, uint32_t ifindex, uint32_t me
 	}
 	return rc;
 }
+
+/* Does the tc egress program recorded run on ifindex? */
+static bool tc_live(uint32_t ifindex, const struct epg_iface_info *info)
+{
+	if (!info->tc_prog_id)
+		return true; /* none recorded */
+	if (info->tc_method == EPG_TC_TCX) {
+		__u32 ids[64], n = sizeof(ids) / sizeof(ids[0]);
+
+		if (bpf_prog_query((int)ifindex, BPF_TCX_EGRESS, 0, NULL, ids, &n))
+			return false;
+		for (__u32 i = 0; i < n; i++)
+			if (ids[i] == info->tc_prog_id)
+				return true;
+		return false;
+	} else {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_EGRESS);
+		LIBBPF_OPTS(bpf_tc_opts, q, .handle = EPG_TC_HANDLE, .priority = EPG_TC_PRIO);
+
+		return !bpf_tc_query(&hook, &q) && q.prog_id == info->tc_prog_id;
+	}
+}
+
+bool epg_iface_live(uint32_t ifindex, const struct epg_iface_info *info)
+{
+	/* by index and programs: a renamed interface still enforces; a deleted
+	 * one's index is gone (and indexes are not handed out again soon); the
+	 * XDP program judges what arrives, the tc one what the host sends */
+	return attached_prog_id(ifindex, info) != 0 && tc_live(ifindex, info);
+}
+
+bool epg_iface_enforcing(struct epg_maps *m, const char *ifname)
+{
+	uint32_t ifindex = if_nametoindex(ifname);
+	struct epg_iface_info info;
+
+	return ifindex && !bpf_map_lookup_elem(m->ifaces, &ifindex, &info) &&
+	       epg_iface_live(ifindex, &info);
+}
+
 
 static int record(struct epg_maps *m, uint32_t ifindex, const char *ifname,
 		  enum epg_attach_mode mode, uint32_t xdp_method, uint32_t prog_id,

@@ -81,10 +81,10 @@ int epg_policy_apply(struct epg_maps *m, const struct epg_plan *plan,
 /* The index of interface ifname, or 0 with err set (-ENODEV) when this
  * network namespace has none of that name. */
 unsigned int epg_iface_index(const char *ifname, struct epg_error *err);
-/* An epg_ifaces record still in force: the XDP program recorded is attached
- * to the interface of that index (whatever it is called now). A record
- * outlives an interface deleted (or made again) meanwhile, or a program
- * removed behind epgate's back. */
+/* An epg_ifaces record still in force: the XDP and tc egress programs
+ * recorded are attached to the interface of that index (whatever it is
+ * called now). A record outlives an interface deleted (or made again)
+ * meanwhile, or a program removed behind epgate's back. */
 bool epg_iface_live(uint32_t ifindex, const struct epg_iface_info *info);
 /* epgate's XDP program is attached to the interface of that name now. */
 bool epg_iface_enforcing(struct epg_maps *m, const char *ifname);
