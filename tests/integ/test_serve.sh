@@ -683,6 +683,19 @@ check 'werr && grep -q "flow logs: cannot write to /dev/full: No space left on d
 	"$(tail -3 "$WORK/serve-full.err" 2>/dev/null)"
 epg_stop "$SERVE_T"
 
+# ---- adopting an interface keeps its mode, and says so when asked another --------
+EPG_CMD_TIMEOUT=$LONG epg_bg "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" serve --interface gw-cl1:skb \
+	--listen "127.0.0.1:$SPORT" --config "${CONFIGS[@]}" 2>"$WORK/serve-mode.err"
+SERVE_T=$EPG_LAST_PID
+SERVE_PID=$(bg_child "$SERVE_T") || SERVE_PID=""
+wait_for 10 healthz_ok
+mode=$(epg_in "$NS_GW" "$EPGATE" --pin-dir "$EPG_PIN" status --json 2>/dev/null |
+	jq -r '.interfaces[] | select(.interface == "gw-cl1") | .mode')
+check 'healthz_ok && [ "$mode" = native ] && grep -q "warning: gw-cl1 runs in native mode, not the skb mode --interface asks for" "$WORK/serve-mode.err"' \
+	"--interface gw-cl1:skb on a natively attached gw-cl1: adopted in native mode, with a warning saying how to change it" \
+	"mode $mode; $(tail -3 "$WORK/serve-mode.err" 2>/dev/null)"
+epg_stop "$SERVE_T"
+
 # ---- a reload asked for while serve starts waits for it ------------------------
 # serve's first apply waits for the pin directory's lock, held here for 2 s:
 # a SIGHUP meanwhile must neither kill serve nor be lost.

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -669,6 +670,8 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		if (rc == -EEXIST) {
 			/* adopt it, upgrading the programs if they are another build's */
 			struct epg_error rerr = { "" };
+			uint32_t ifindex = if_nametoindex(o->ifaces[i]);
+			struct epg_iface_info info;
 			int r = epg_replace(&locked, o->ifaces[i], false, &rerr);
 
 			logmsg("%s: already attached, adopted%s", o->ifaces[i],
@@ -676,6 +679,12 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 			       "; could not replace its programs, the running ones stay");
 			if (r < 0)
 				logmsg("%s", rerr.msg);
+			/* adoption keeps the mode it was attached in */
+			if (ifindex && !bpf_map_lookup_elem(locked.ifaces, &ifindex, &info) &&
+			    info.mode != o->modes[i])
+				logmsg("warning: %s runs in %s mode, not the %s mode --interface asks for: to change it, stop serve, epgate detach %s, and start serve again",
+				       o->ifaces[i], info.mode == EPG_MODE_SKB ? "skb" : "native",
+				       o->modes[i] == EPG_MODE_SKB ? "skb" : "native", o->ifaces[i]);
 			rc = 0;
 		}
 		epg_maps_close(&locked);
