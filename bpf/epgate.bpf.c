@@ -155,10 +155,12 @@ static __always_inline void epg_skb_segments(struct __sk_buff *skb, struct epg_p
  *    one epgate is attached to: spoofed (the endpoint's own packets arrive
  *    there). Where either is not an attached interface (a VLAN, bond or
  *    bridge above the one attached), the route cannot tell: it passes;
- *  - the source is this host's own address (or broadcast, multicast), no
- *    route leads back to it, or the interface does not forward (this host
- *    is the endpoint, or a client of it; the endpoint's own packets leave
- *    it through tc egress, never arrive at XDP): spoofed.
+ *  - the source is this host's own address (or broadcast, multicast), or
+ *    no route leads back to it: spoofed;
+ *  - the interface does not forward (the kernel then answers nothing: a
+ *    host that bridges, a client of the endpoint), or the packet goes to
+ *    an IPv6 link-local or multicast address (which the kernel's lookup
+ *    refuses, whatever the source): the route cannot tell, it passes.
  * Asked only before a packet is judged by the rules (never for a tracked
  * flow's packets, nor an ICMP error quoting one). BPF_PROG_TEST_RUN runs
  * XDP on the loopback (explain, the unit tests): no wire to spoof from.
@@ -201,28 +203,36 @@ __noinline int epg_source_ok(struct xdp_md *ctx, const struct epg_pkt *p)
 		return !bpf_map_lookup_elem(&epg_ifaces, &in) ||
 		       !bpf_map_lookup_elem(&epg_ifaces, &out);
 	case BPF_FIB_LKUP_RET_NOT_FWDED:
+		/* IPv6 link-local (fe80::/10) and multicast (ff00::/8) are never
+		 * forwarded: with one as the lookup's source it says nothing */
+		if (p->family == AF_INET6 &&
+		    (p->daddr[0] == 0xff || (p->daddr[0] == 0xfe && (p->daddr[1] & 0xc0) == 0x80)))
+			return 1;
+		return 0;
 	case BPF_FIB_LKUP_RET_BLACKHOLE:
 	case BPF_FIB_LKUP_RET_UNREACHABLE:
 	case BPF_FIB_LKUP_RET_PROHIBIT:
-	case BPF_FIB_LKUP_RET_FWD_DISABLED:
 		return 0;
 	default: /* the lookup itself failed: it cannot tell */
 		return 1;
 	}
 }
 
-/* A packet epg_source_ok refused: dropped, counted in epg_spoofed only. */
-static __always_inline int epg_spoofed_drop(const struct epg_pkt *p, const struct epg_counter *n)
+/* A packet epg_source_ok refused, or a later fragment of one: dropped,
+ * counted in epg_spoofed only. A global function: off decide's stack. */
+__noinline int epg_spoofed_drop(const struct epg_pkt *p, const struct epg_counter *n)
 {
 	__u32 zero = 0;
 	struct epg_counter *c = bpf_map_lookup_elem(&epg_spoofed, &zero);
 
+	if (!p || !n)
+		return EPG_DROP;
 	if (c) {
 		c->packets += n->packets;
 		c->bytes += n->bytes;
 	}
-	if (p->frag == EPG_FRAG_FIRST) /* its later fragments follow it */
-		epg_frag_settle(p, EPG_R_NO_RULE);
+	if (p->frag == EPG_FRAG_FIRST) /* its later fragments follow it, as spoofed */
+		epg_frag_set(p, EPG_DROP, EPG_FRAG_SPOOFED);
 	return EPG_DROP;
 }
 
@@ -341,8 +351,12 @@ static __always_inline int epg_decide(void *ctx, int xdp, struct epg_pkt *pkt, i
 	}
 
 	/* Later fragments follow their first fragment's verdict, whatever it was. */
-	if (p->frag == EPG_FRAG_LATER)
-		return epg_verdict(p, flowlog, ep->ep_slot, dir, epg_frag_follow(p), EPG_NO_RULE_SLOT, n);
+	if (p->frag == EPG_FRAG_LATER) {
+		rc = (int)epg_frag_follow(p); /* rc: no new slot on decide's full stack */
+		if (rc == EPG_FRAG_SPOOFED)
+			return epg_spoofed_drop(p, n);
+		return epg_verdict(p, flowlog, ep->ep_slot, dir, (__u32)rc, EPG_NO_RULE_SLOT, n);
+	}
 
 	/* A packet of a tracked flow passes whatever the rules say now. */
 	if (!looked) {

@@ -49,8 +49,12 @@ static __always_inline int epg_frag_remember(const struct epg_pkt *p, __u32 ep_s
 	return rc == -7 /* E2BIG */ || rc == -12 /* ENOMEM */ ? -1 : 0;
 }
 
-/* The first fragment has been judged: its remembered verdict becomes that. */
-static __always_inline void epg_frag_settle(const struct epg_pkt *p, __u32 reason)
+/* epg_frag_val.reason of a first fragment dropped as spoofed (no reason of
+ * reasons.def: its later fragments are no endpoint's traffic either). */
+#define EPG_FRAG_SPOOFED 0xff
+
+/* What the first fragment's later ones follow: verdict, and reason. */
+static __always_inline void epg_frag_set(const struct epg_pkt *p, __u8 verdict, __u8 reason)
 {
 	struct epg_scratch *scr = epg_scratch_get();
 	struct epg_frag_val *v;
@@ -60,12 +64,18 @@ static __always_inline void epg_frag_settle(const struct epg_pkt *p, __u32 reaso
 	epg_frag_key_of(&scr->frag_key, p);
 	v = bpf_map_lookup_elem(&epg_frag, &scr->frag_key);
 	if (v) {
-		v->verdict = (__u8)epg_reason_verdict(reason);
-		v->reason = (__u8)reason;
+		v->verdict = verdict;
+		v->reason = reason;
 	}
 }
 
-/* The reason for a later fragment. */
+/* The first fragment has been judged: its remembered verdict becomes that. */
+static __always_inline void epg_frag_settle(const struct epg_pkt *p, __u32 reason)
+{
+	epg_frag_set(p, (__u8)epg_reason_verdict(reason), (__u8)reason);
+}
+
+/* The reason for a later fragment, or EPG_FRAG_SPOOFED. */
 static __always_inline __u32 epg_frag_follow(const struct epg_pkt *p)
 {
 	struct epg_frag_key k;
@@ -83,6 +93,8 @@ static __always_inline __u32 epg_frag_follow(const struct epg_pkt *p)
 		bpf_map_delete_elem(&epg_frag, &k);
 		return EPG_R_FRAGMENT;
 	}
+	if (v->reason == EPG_FRAG_SPOOFED)
+		return EPG_FRAG_SPOOFED;
 	return v->verdict == EPG_ACCEPT ? EPG_R_FRAG_FOLLOWS : EPG_R_FRAG_REJECTED;
 }
 

@@ -614,6 +614,7 @@ done
 # endpoint's traffic: counted apart), and open no flow through which
 # 198.18.1.99:9091 -> the endpoint's udp 5999 (no inbound rule) would pass.
 SPOOF_PEER=198.18.1.99
+ip -n "$NS_GW" link set dev gw-cl1 mtu 1500 || fail "restore gw-cl1's MTU after section 5"
 gwmac=$(ip -n "$NS_GW" -j link show gw-cl1 2>/dev/null | jq -r '.[0].address' 2>/dev/null)
 s0=$(snap)
 sp0=$(jq -r '.spoofed_packets // "?"' <<<"$s0" 2>/dev/null)
@@ -621,6 +622,9 @@ if ip -n "$NS_CL1" addr add "$EP_V4/32" dev to-gw 2>/dev/null &&
 	ip -n "$NS_CL1" neigh replace "$SPOOF_PEER" lladdr "$gwmac" dev to-gw nud permanent 2>/dev/null; then
 	printf 'spoof\n' | EPG_CMD_TIMEOUT=8 epg_in "$NS_CL1" socat -u - "UDP4-SENDTO:$SPOOF_PEER:9091,bind=$EP_V4:5999" 2>"$WORK/spoof.err"
 	src_rc=$?
+	# and one of 3000 bytes: three fragments, the later two no endpoint's either
+	head -c 3000 /dev/zero | tr '\0' x | EPG_CMD_TIMEOUT=8 epg_in "$NS_CL1" \
+		socat -u -b 4000 - "UDP4-SENDTO:$SPOOF_PEER:9091,bind=$EP_V4:5998" 2>>"$WORK/spoof.err" || src_rc=$?
 else
 	src_rc=99
 fi
@@ -630,11 +634,11 @@ sp1=$(jq -r '.spoofed_packets // "?"' <<<"$s1" 2>/dev/null)
 fl=$(ct_flow "$(ct_json)" "$EP_V4:5999" "$SPOOF_PEER:9091")
 eg=$(d "$(($(ctr "$s1" egress accept '*') + $(ctr "$s1" egress reject '*')))" \
 	"$(($(ctr "$s0" egress accept '*') + $(ctr "$s0" egress reject '*')))" 2>/dev/null)
-if [ "$src_rc" -eq 0 ] && [ "$(d "$sp1" "$sp0")" = 1 ] && [ -z "$fl" ] && [ "$eg" = 0 ]; then
-	pass "cl1 -> $SPOOF_PEER udp 9091 from the endpoint's address, in on gw-cl1: dropped as spoofed (stats spoofed_packets +1), no flow, nothing counted under the endpoint"
+if [ "$src_rc" -eq 0 ] && [ "$(d "$sp1" "$sp0")" = 4 ] && [ -z "$fl" ] && [ "$eg" = 0 ]; then
+	pass "cl1 -> $SPOOF_PEER udp 9091 from the endpoint's address, in on gw-cl1 (a datagram, and one of three fragments): dropped as spoofed (stats spoofed_packets +4), no flow, nothing counted under the endpoint"
 else
-	fail "a packet from the endpoint's address arriving on gw-cl1 is dropped as spoofed, no flow made" \
-		"socat exit $src_rc ($(head -c 200 "$WORK/spoof.err")), spoofed_packets $sp0 -> $sp1 (want +1), flow: ${fl:-none} (want none), egress counted +$eg (want 0)"
+	fail "packets from the endpoint's address arriving on gw-cl1 are dropped as spoofed, fragments included, no flow made" \
+		"socat exit $src_rc ($(head -c 200 "$WORK/spoof.err")), spoofed_packets $sp0 -> $sp1 (want +4), flow: ${fl:-none} (want none), egress counted +$eg (want 0)"
 fi
 s0=$(snap)
 if ip -n "$NS_CL1" addr add "$SPOOF_PEER/32" dev to-gw 2>/dev/null; then
