@@ -926,6 +926,7 @@ static int serve_opt(int opt, const char *arg, void *ctx)
 		colon = strchr(arg, ':');
 		a->o.modes[a->o.n_ifaces] = EPG_MODE_NATIVE;
 		if (colon) {
+			a->o.mode_given[a->o.n_ifaces] = true;
 			if (!strcmp(colon + 1, "skb"))
 				a->o.modes[a->o.n_ifaces] = EPG_MODE_SKB;
 			else if (strcmp(colon + 1, "native"))

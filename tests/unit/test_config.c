@@ -488,6 +488,14 @@ static void test_valid_buffers(void)
 		      !strcmp(cfg.endpoints[1].type, "Resource"),
 		      "ServiceNetwork and Resource endpoints load without a ServiceName");
 		epg_config_free(&cfg);
+		/* describe-managed-prefix-lists alone: every AWS-managed list,
+		 * without entries; fine while no rule names one */
+		ret = load1(&cfg, "{'PrefixLists': [{'PrefixListId': 'pl-63a5400a', 'PrefixListName': 'com.amazonaws.us-east-1.s3'},"
+				  " {'PrefixListId': 'pl-1', 'Entries': [{'Cidr': '10.0.0.0/8'}]}],"
+				  " 'SecurityGroups': [{'GroupId': 'sg-1', 'IpPermissions': [{'IpProtocol': '-1',"
+				  " 'PrefixListIds': [{'PrefixListId': 'pl-1'}]}]}]}", &err);
+		CHECK_EQ(ret, 0, "a list without entries that no rule names loads: %s", err.msg);
+		epg_config_free(&cfg);
 	}
 
 	/* No documents: an empty configuration. */
@@ -630,8 +638,11 @@ static const struct bad_case bad_cases[] = {
 	  { "{'PrefixLists': [{'PrefixListId': 'pl-1', 'Entries': []}]}",
 	    "{'PrefixLists': [{'PrefixListId': 'pl-1', 'Entries': []}]}" },
 	  "b.json: PrefixLists[0].PrefixListId: duplicate PrefixListId pl-1 (also at a.json" },
-	{ "prefix list without its addresses", { "{'PrefixLists': [{'PrefixListId': 'pl-1', 'PrefixListName': 'x'}]}" },
-	  "t.json: PrefixLists[0]: prefix list pl-1 has neither Entries nor Cidrs: a rule naming it would match nothing" },
+	{ "a rule naming a prefix list without its addresses",
+	  { "{'PrefixLists': [{'PrefixListId': 'pl-1', 'PrefixListName': 'x'}],"
+	    " 'SecurityGroups': [{'GroupId': 'sg-1', 'IpPermissions': [{'IpProtocol': '-1',"
+	    " 'PrefixListIds': [{'PrefixListId': 'pl-1'}]}]}]}" },
+	  "t.json: SecurityGroups[0].IpPermissions[0].PrefixListIds[0].PrefixListId: prefix list pl-1 (t.json: PrefixLists[0]) has neither Entries nor Cidrs: this rule would match nothing" },
 	{ "prefix list Cidrs entry not a CIDR", { "{'PrefixLists': [{'PrefixListId': 'pl-1', 'Cidrs': ['54.231.0.0/17', 'x']}]}" },
 	  "t.json: PrefixLists[0].Cidrs[1]: \"x\" is not a CIDR" },
 	{ "one page of a paginated answer", { "{'SecurityGroups': [{'GroupId': 'sg-1'}], 'NextToken': 'eyJ2IjoiMiJ9'}" },

@@ -861,9 +861,9 @@ static int parse_prefix_list(struct ctx *c, const json_t *o, struct epg_prefix_l
 		key = "Cidrs"; /* describe-prefix-lists */
 		TRY(get_array(c, o, key, &arr));
 	}
-	if (!arr)
-		return fail(c, "prefix list %s has neither Entries nor Cidrs: a rule naming it would match nothing (add its entries: aws ec2 get-managed-prefix-list-entries --prefix-list-id %s, as \"Entries\" in this object; describe-prefix-lists prints \"Cidrs\")",
-			    pl->id, pl->id);
+	/* neither: a list no rule needs is fine (describe-managed-prefix-lists
+	 * prints every AWS-managed one); a rule naming it is refused */
+	pl->given = arr != NULL;
 	if (!json_array_size(arr))
 		return 0;
 	pl->entries = calloc(json_array_size(arr), sizeof(*pl->entries));
@@ -1457,10 +1457,24 @@ static int check_perm_refs(const struct kind *k, const struct epg_perm *p, size_
 			if (peer->kind == EPG_PEER_GROUP && !kind_has(&k[K_GROUP], peer->ref_id))
 				return missing_ref(err, &peer->origin, "", "security group",
 						   peer->ref_id, "SecurityGroups", "GroupId");
-			if (peer->kind == EPG_PEER_PREFIX_LIST &&
-			    !kind_has(&k[K_PREFIX_LIST], peer->ref_id))
-				return missing_ref(err, &peer->origin, "", "prefix list",
-						   peer->ref_id, "PrefixLists", "PrefixListId");
+			if (peer->kind == EPG_PEER_PREFIX_LIST) {
+				const struct ref *r = bsearch(peer->ref_id, k[K_PREFIX_LIST].idx,
+							      k[K_PREFIX_LIST].n, sizeof(struct ref),
+							      id_cmp);
+				const struct epg_prefix_list *pl;
+				char sh[SHOW_LEN];
+
+				if (!r)
+					return missing_ref(err, &peer->origin, "", "prefix list",
+							   peer->ref_id, "PrefixLists", "PrefixListId");
+				pl = (const struct epg_prefix_list *)k[K_PREFIX_LIST].base + r->a;
+				if (!pl->given) {
+					err_set(err, "%s: %s: prefix list %s (%s: %s) has neither Entries nor Cidrs: this rule would match nothing (add its entries: aws ec2 get-managed-prefix-list-entries --prefix-list-id %s, as \"Entries\" in that object; describe-prefix-lists prints \"Cidrs\")",
+						peer->origin.file, peer->origin.path, show(peer->ref_id, sh),
+						pl->origin.file, pl->origin.path, pl->id);
+					return -EINVAL;
+				}
+			}
 		}
 	}
 	return 0;

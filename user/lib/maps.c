@@ -546,12 +546,14 @@ int epg_map_each(int fd, size_t key_size, size_t value_size,
 		}
 		if (r && e != ENOENT && !cursor && no_batch(e))
 			goto one_by_one;
+		if (r && e != ENOENT) { /* count is not the kernel's then */
+			rc = -e;
+			break;
+		}
 		for (__u32 i = 0; i < count && !rc; i++)
 			rc = fn(k + i * key_size, v + i * value_size, ctx);
-		if (rc || (r && e == ENOENT))
+		if (rc || r)
 			break;
-		if (r)
-			rc = -e;
 		memcpy(in, out, sizeof(in));
 		cursor = in;
 	}

@@ -109,6 +109,7 @@ struct epg_prefix_list {
 	char *name;
 	struct epg_cidr *entries;
 	size_t n_entries;
+	bool given;     /* Entries or Cidrs present (describe-managed-prefix-lists alone has neither) */
 	struct epg_origin origin;
 };
 

@@ -391,9 +391,9 @@ static int start_http(struct serve *sv, struct epg_error *err)
 				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 				    MHD_OPTION_END);
+	sv->listen_fd = -1; /* MHD's now, even when it failed (some of its paths close it) */
 	if (!sv->http)
 		return set_err(err, -EADDRINUSE, "cannot serve HTTP on %s", sv->listen);
-	sv->listen_fd = -1;
 	return 0;
 }
 
@@ -616,16 +616,18 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 	sigset_t set;
 	int rc, sig;
 
-	/* blocked from the start, and inherited by the HTTP threads: a reload
-	 * or stop asked for while serve starts waits for the loop below
-	 * (sigtimedwait) instead of killing it half-way; no thread is ever
-	 * killed by one. A closed pipe is a write error to report, not a death. */
+	/* a reload or a reopen asked for while serve starts waits for the loop
+	 * below (sigtimedwait) instead of killing it half-way; a stop (SIGTERM,
+	 * SIGINT) still ends it there, as it may wait long for the pin
+	 * directory's lock. All four are blocked before the HTTP threads start,
+	 * which inherit the mask: no thread is ever killed by one. A closed
+	 * pipe is a write error to report, not a death. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
 	signal(SIGPIPE, SIG_IGN);
 	atomic_init(&sv.apply_errors, 0);
 	atomic_init(&sv.flowlog_skipped, 0);
@@ -680,7 +682,8 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 			if (r < 0)
 				logmsg("%s", rerr.msg);
 			/* adoption keeps the mode it was attached in */
-			if (ifindex && !bpf_map_lookup_elem(locked.ifaces, &ifindex, &info) &&
+			if (o->mode_given[i] && ifindex &&
+			    !bpf_map_lookup_elem(locked.ifaces, &ifindex, &info) &&
 			    info.mode != o->modes[i])
 				logmsg("warning: %s runs in %s mode, not the %s mode --interface asks for: to change it, stop serve, epgate detach %s, and start serve again",
 				       o->ifaces[i], info.mode == EPG_MODE_SKB ? "skb" : "native",
@@ -696,6 +699,7 @@ int epg_serve(const struct epg_serve_opts *o, struct epg_error *err)
 		flow_log_baseline(&sv);
 		set_flowlog_flag(&sv, true);
 	}
+	sigprocmask(SIG_BLOCK, &set, NULL);
 	rc = start_http(&sv, err);
 	if (rc) {
 		if (sv.flow_out) /* nobody drains the rejected flows now */

@@ -21,6 +21,7 @@ struct epg_serve_opts {
 	const char *listen;        /* "ADDR:PORT" or "[V6]:PORT"; NULL = default */
 	const char *ifaces[EPG_MAX_SERVE_IFACES];
 	enum epg_attach_mode modes[EPG_MAX_SERVE_IFACES];
+	bool mode_given[EPG_MAX_SERVE_IFACES]; /* ":skb" or ":native" written out */
 	size_t n_ifaces;
 	const char *flow_log;      /* file, "-" for stdout, NULL for none */
 	const char *flow_log_format;
