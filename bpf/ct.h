@@ -102,7 +102,7 @@ static __always_inline int epg_ct_key_of(struct epg_ct_key *k, const struct epg_
 		return 1;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
-		if ((p->proto == IPPROTO_ICMP) != (p->family == AF_INET))
+		if (!epg_is_icmp(p))
 			goto other; /* the other family's ICMP: a protocol like any */
 		if (!p->has_ports || !epg_icmp_is_echo(p->proto, p->port[0]))
 			return 0;

@@ -114,13 +114,20 @@ static __always_inline int epg_icmp_is_error(__u8 proto, __u8 type)
  * anything else of these types is judged like other ICMPv6. */
 static __always_inline int epg_is_link_control(const struct epg_pkt *p)
 {
-	__u8 t = p->port[0];
+	__u8 hl;
 
 	if (p->proto != IPPROTO_ICMPV6 || !p->has_ports)
 		return 0;
-	if (t >= 133 && t <= 137)
-		return p->hop_limit == 255;
-	return ((t >= 130 && t <= 132) || t == 143) && p->hop_limit == 1;
+	hl = epg_icmp6_link_hop_limit(p->port[0]);
+	return hl && p->hop_limit == hl;
+}
+
+/* For a packet of protocol 1 or 58: is it ICMP of its own family (1 in
+ * IPv4, 58 in IPv6)? The other family's number is a protocol like any
+ * other (no type, no error quoting a flow). */
+static __always_inline int epg_is_icmp(const struct epg_pkt *p)
+{
+	return (p->proto == IPPROTO_ICMP) == (p->family == AF_INET);
 }
 
 struct epg_ip6_ext {
@@ -138,6 +145,16 @@ static __always_inline int epg_ip6_is_ext(__u8 next)
 {
 	return next == IPPROTO_HOPOPTS || next == IPPROTO_ROUTING ||
 	       next == IPPROTO_DSTOPTS || next == IPPROTO_FRAGMENT || next == IPPROTO_AH;
+}
+
+/* An extension header's length in bytes (AH counts 4-byte words). */
+static __always_inline __u32 epg_ip6_ext_len(__u8 next, const struct epg_ip6_ext *ext)
+{
+	if (next == IPPROTO_FRAGMENT)
+		return 8;
+	if (next == IPPROTO_AH)
+		return (ext->hdrlen + 2) * 4;
+	return (ext->hdrlen + 1) * 8;
 }
 
 /* Extension headers walked in an ICMPv6 error's quote: a quoted fragment
@@ -186,14 +203,9 @@ static __always_inline void epg_parse_icmp_inner(struct epg_pkt *p, void *q, voi
 			ext = q + off;
 			if ((void *)(ext + 1) > data_end || (void *)(ext + 1) > end)
 				return;
-			len = (ext->hdrlen + 1) * 8;
-			if (next == IPPROTO_AH)
-				len = (ext->hdrlen + 2) * 4;
-			if (next == IPPROTO_FRAGMENT) {
-				if (ext->frag_off & bpf_htons(0xfff8))
-					return; /* a later fragment quoted */
-				len = 8;
-			}
+			len = epg_ip6_ext_len(next, ext);
+			if (next == IPPROTO_FRAGMENT && (ext->frag_off & bpf_htons(0xfff8)))
+				return; /* a later fragment quoted */
 			next = ext->nexthdr;
 			off += len;
 		}
@@ -264,9 +276,7 @@ static __always_inline int epg_parse_l4(struct epg_pkt *p, void *l4, void *l4_en
 		/* type, code, checksum, then the echo identifier */
 		__u8 *ic = l4;
 
-		/* ICMP in IPv4, ICMPv6 in IPv6: the other's number is just a
-		 * protocol (never an error quoting, and so related to, a flow) */
-		if ((p->proto == IPPROTO_ICMP) != (p->family == AF_INET))
+		if (!epg_is_icmp(p))
 			break;
 		if ((void *)(ic + 4) > data_end || (void *)(ic + 4) > l4_end)
 			return EPG_R_TRUNCATED_L4;
@@ -410,11 +420,8 @@ static __always_inline int epg_parse_ipv6(struct epg_pkt *p, void *nh, void *dat
 		ext = nh + off;
 		if ((void *)(ext + 1) > data_end || off + sizeof(*ext) > plen)
 			return EPG_R_IPV6_EXT;
-		len = (ext->hdrlen + 1) * 8;
-		if (next == IPPROTO_AH)
-			len = (ext->hdrlen + 2) * 4;
+		len = epg_ip6_ext_len(next, ext);
 		if (next == IPPROTO_FRAGMENT) {
-			len = 8;
 			frag_off |= ext->frag_off;
 			p->frag_id = bpf_ntohl(ext->ident);
 			frag_hdr_end = off + 8;

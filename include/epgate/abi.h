@@ -151,6 +151,19 @@ static inline __u64 epg_filter_hash(__u32 family, const void *addr_aligned)
  * epg_sets). A set's selector is the fixed first 32 bits of every rule-lookup
  * key.
  */
+/* ICMPv6 link plumbing (neighbour discovery 133-137, multicast listener
+ * messages 130-132 and 143): the hop limit it has on the link (255, 1),
+ * never forwarded; 0 for other types. The datapath passes such a message
+ * untouched only with it; explain builds them so. */
+static inline __u8 epg_icmp6_link_hop_limit(__u8 type)
+{
+	if (type >= 133 && type <= 137)
+		return 255;
+	if ((type >= 130 && type <= 132) || type == 143)
+		return 1;
+	return 0;
+}
+
 #define EPG_SET_NONE 0 /* no set: epg_addr_val.acl of an address without a network ACL */
 
 static inline __u32 epg_sel(__u32 set, __u32 dir)

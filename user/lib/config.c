@@ -1409,9 +1409,14 @@ static int id_cmp(const void *key, const void *elem)
 	return strcmp(key, ((const struct ref *)elem)->id);
 }
 
+static const struct ref *kind_find(const struct kind *k, const char *id)
+{
+	return bsearch(id, k->idx, k->n, sizeof(*k->idx), id_cmp);
+}
+
 static bool kind_has(const struct kind *k, const char *id)
 {
-	return bsearch(id, k->idx, k->n, sizeof(*k->idx), id_cmp) != NULL;
+	return kind_find(k, id) != NULL;
 }
 
 /* sfx: the path below the object's origin, "" when the origin is the key. */
@@ -1458,9 +1463,7 @@ static int check_perm_refs(const struct kind *k, const struct epg_perm *p, size_
 				return missing_ref(err, &peer->origin, "", "security group",
 						   peer->ref_id, "SecurityGroups", "GroupId");
 			if (peer->kind == EPG_PEER_PREFIX_LIST) {
-				const struct ref *r = bsearch(peer->ref_id, k[K_PREFIX_LIST].idx,
-							      k[K_PREFIX_LIST].n, sizeof(struct ref),
-							      id_cmp);
+				const struct ref *r = kind_find(&k[K_PREFIX_LIST], peer->ref_id);
 				const struct epg_prefix_list *pl;
 				char sh[SHOW_LEN];
 

@@ -48,10 +48,10 @@ static size_t build_frame(const struct epg_explain_query *q, uint8_t *f)
 		f[l3] = 0x60;
 		f[l3 + 6] = (uint8_t)q->proto;
 		/* neighbour discovery and multicast listener messages as the
-		 * link carries them (hop limit 255, 1): passed as plumbing */
-		f[l3 + 7] = q->proto != IPPROTO_ICMPV6 ? 64 :
-			    q->icmp_type >= 133 && q->icmp_type <= 137 ? 255 :
-			    (q->icmp_type >= 130 && q->icmp_type <= 132) || q->icmp_type == 143 ? 1 : 64;
+		 * link carries them: passed as plumbing */
+		f[l3 + 7] = q->proto == IPPROTO_ICMPV6 &&
+			    epg_icmp6_link_hop_limit((uint8_t)q->icmp_type) ?
+			    epg_icmp6_link_hop_limit((uint8_t)q->icmp_type) : 64;
 		memcpy(f + l3 + 8, q->src, 16);
 		memcpy(f + l3 + 24, q->dst, 16);
 		l4 = l3 + 40;
