@@ -449,75 +449,44 @@ static int grow_pairs(char **k, char **v, size_t *cap, size_t key_size, size_t v
 	return 0;
 }
 
+/* epg_map_read_all's arrays, grown as epg_map_each hands over entries. */
+struct read_all {
+	char *k, *v;
+	size_t n, cap, key_size, value_size;
+};
+
+static int read_one(const void *key, const void *value, void *ctx)
+{
+	struct read_all *a = ctx;
+
+	if (a->n == a->cap && grow_pairs(&a->k, &a->v, &a->cap, a->key_size, a->value_size))
+		return -ENOMEM;
+	memcpy(a->k + a->n * a->key_size, key, a->key_size);
+	memcpy(a->v + a->n * a->value_size, value, a->value_size);
+	a->n++;
+	return 0;
+}
+
 int epg_map_read_all(int fd, size_t key_size, size_t value_size, void **keys,
 		     void **values, size_t *n)
 {
-	uint64_t in[4], out[4]; /* batch cursor: a u32 bucket for hash maps */
-	size_t cap = EPG_BATCH, got = 0;
-	char *k = malloc(cap * key_size), *v = malloc(cap * value_size);
-	void *cursor = NULL;
-	int rc = 0;
+	struct read_all a = { .cap = EPG_BATCH, .key_size = key_size, .value_size = value_size };
+	int rc;
 
 	*keys = *values = NULL;
 	*n = 0;
-	for (;;) {
-		if (!k || !v) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (cap - got < EPG_BATCH && grow_pairs(&k, &v, &cap, key_size, value_size)) {
-			rc = -ENOMEM;
-			break;
-		}
-		__u32 count = (__u32)(cap - got);
-		int r = bpf_map_lookup_batch(fd, cursor, out, k + got * key_size,
-					     v + got * value_size, &count, NULL);
-		int e = r ? errno : 0;
-
-		if (r && e != ENOENT && !got && no_batch(e))
-			goto one_by_one;
-		got += count;
-		if (r && e == ENOENT)
-			break;
-		if (r) {
-			rc = -e;
-			break;
-		}
-		memcpy(in, out, sizeof(in));
-		cursor = in;
-	}
+	a.k = malloc(a.cap * key_size);
+	a.v = malloc(a.cap * value_size);
+	rc = a.k && a.v ? epg_map_each(fd, key_size, value_size, read_one, &a) : -ENOMEM;
 	if (rc) {
-		free(k);
-		free(v);
+		free(a.k);
+		free(a.v);
 		return rc;
 	}
-	*keys = k;
-	*values = v;
-	*n = got;
+	*keys = a.k;
+	*values = a.v;
+	*n = a.n;
 	return 0;
-
-one_by_one: {
-		char key[64], next[64];
-		void *prev = NULL;
-
-		while (!bpf_map_get_next_key(fd, prev, next)) {
-			if (got == cap && grow_pairs(&k, &v, &cap, key_size, value_size)) {
-				free(k);
-				free(v);
-				return -ENOMEM;
-			}
-			memcpy(key, next, key_size);
-			prev = key;
-			if (bpf_map_lookup_elem(fd, key, v + got * value_size))
-				continue; /* deleted meanwhile */
-			memcpy(k + got * key_size, key, key_size);
-			got++;
-		}
-		*keys = k;
-		*values = v;
-		*n = got;
-		return 0;
-	}
 }
 
 int epg_map_each(int fd, size_t key_size, size_t value_size,
