@@ -90,11 +90,6 @@ EPG_STATIC_ASSERT(__builtin_offsetof(struct epg_pkt, saddr) % 4 == 0 &&
  * byte (16 loads and shifts for an IPv6 address). */
 #define epg_a4(addr) ((const __u8 *)__builtin_assume_aligned((addr), 4))
 
-#define EPG_TCP_FIN 0x01
-#define EPG_TCP_SYN 0x02
-#define EPG_TCP_RST 0x04
-#define EPG_TCP_ACK 0x10
-
 static __always_inline int epg_icmp_is_echo(__u8 proto, __u8 type)
 {
 	return proto == IPPROTO_ICMP ? (type == 8 || type == 0) : (type == 128 || type == 129);

@@ -151,6 +151,12 @@ static inline __u64 epg_filter_hash(__u32 family, const void *addr_aligned)
  * epg_sets). A set's selector is the fixed first 32 bits of every rule-lookup
  * key.
  */
+/* TCP flags as struct epg_pkt, epg_ct_val and epg_rej_val keep them. */
+#define EPG_TCP_FIN 0x01
+#define EPG_TCP_SYN 0x02
+#define EPG_TCP_RST 0x04
+#define EPG_TCP_ACK 0x10
+
 /* ICMPv6 link plumbing (neighbour discovery 133-137, multicast listener
  * messages 130-132 and 143): the hop limit it has on the link (255, 1),
  * never forwarded; 0 for other types. The datapath passes such a message

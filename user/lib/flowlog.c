@@ -29,21 +29,16 @@
 
 /* ---- tcp-flags -------------------------------------------------------- */
 
-#define TCP_FIN 0x01
-#define TCP_SYN 0x02
-#define TCP_RST 0x04
-#define TCP_ACK 0x10
-
 /* The flags VPC Flow Logs report, from the flags a direction's packets
  * carried (the datapath ORs every flag in): FIN 1, SYN 2, RST 4, and SYN-ACK
  * 18 for a SYN that answered one (the responder's). Other flags (ACK alone,
  * PSH, URG) are not reported. */
 static uint8_t aws_tcp_flags(uint8_t seen, bool syn_ack)
 {
-	uint8_t f = seen & (TCP_FIN | TCP_SYN | TCP_RST);
+	uint8_t f = seen & (EPG_TCP_FIN | EPG_TCP_SYN | EPG_TCP_RST);
 
-	if ((seen & TCP_SYN) && syn_ack)
-		f |= TCP_ACK;
+	if ((seen & EPG_TCP_SYN) && syn_ack)
+		f |= EPG_TCP_ACK;
 	return f;
 }
 
@@ -728,7 +723,7 @@ int epg_fl_collect(struct epg_fl_state *st, const struct epg_fl_interval *iv,
 		r.status = EPG_FL_OK;
 		/* rejected entries are this interval's alone */
 		if (k->proto == IPPROTO_TCP)
-			r.tcp_flags = aws_tcp_flags(v->tcp_flags, (v->tcp_flags & TCP_ACK) != 0);
+			r.tcp_flags = aws_tcp_flags(v->tcp_flags, (v->tcp_flags & EPG_TCP_ACK) != 0);
 		r.direction = k->dir;
 		emit(&r, ctx);
 		ix.had[ix.iface[eni]] = true;
